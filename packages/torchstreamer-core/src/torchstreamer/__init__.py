@@ -1,0 +1,112 @@
+"""torchstreamer: exact streaming inference of 1D PyTorch networks.
+
+``import torchstreamer as pts`` gives every public name of the installed distributions. Names are
+imported on first use, so importing the package is cheap; a name whose distribution is not
+installed raises an ImportError that says which distribution to install.
+
+Example:
+    >>> import torch
+    >>> import torchstreamer as pts
+    >>> conv = torch.nn.Conv1d(1, 1, 3, padding=1)
+    >>> stream = pts.create_stream(conv)
+    >>> x = torch.randn(1, 10)
+    >>> y = torch.cat([stream(x[:, :4]), stream(x[:, 4:], final=True)], dim=-1)
+    >>> torch.testing.assert_close(y, conv(x))
+"""
+
+__path__ = __import__("pkgutil").extend_path(__path__, __name__)
+
+import importlib
+import importlib.util
+from typing import TYPE_CHECKING, Any
+
+# Every public name, the module that defines it and the distribution that ships that module.
+_PUBLIC: dict[str, tuple[str, str]] = {
+    **dict.fromkeys(
+        (
+            "BaseStream",
+            "Handler",
+            "NotStreamableError",
+            "StreamError",
+            "TimeBuffer",
+            "Timing",
+            "create_stream",
+            "describe",
+            "register_streamer",
+            "unregister_streamer",
+        ),
+        ("torchstreamer.core", "torchstreamer-core"),
+    ),
+    **dict.fromkeys(
+        (
+            "Conv1dStream",
+            "ConvTranspose1dStream",
+            "Elementwise1dStream",
+            "Pad1dStream",
+            "Pool1dStream",
+            "Upsample1dStream",
+        ),
+        ("torchstreamer.layers", "torchstreamer-layers"),
+    ),
+    **dict.fromkeys(
+        (
+            "Concat1d",
+            "Concat1dStream",
+            "Graph1dStream",
+            "Parallel1d",
+            "Parallel1dStream",
+            "Residual1d",
+            "Residual1dStream",
+            "Sequential1dStream",
+        ),
+        ("torchstreamer.nets", "torchstreamer-nets"),
+    ),
+}
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:
+        return False
+
+
+__all__ = sorted(name for name, (module, _) in _PUBLIC.items() if _installed(module))
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'torchstreamer' has no attribute {name!r}")
+    module_name, distribution = _PUBLIC[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        if error.name is not None and module_name.startswith(error.name):
+            raise ImportError(
+                f"torchstreamer.{name} is part of the {distribution} distribution, which is "
+                f"not installed: pip install {distribution}",
+                name=module_name,
+            ) from error
+        raise
+    value = getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+if TYPE_CHECKING:
+    from torchstreamer.core import (
+        BaseStream,
+        Handler,
+        NotStreamableError,
+        StreamError,
+        TimeBuffer,
+        Timing,
+        create_stream,
+        describe,
+        register_streamer,
+        unregister_streamer,
+    )

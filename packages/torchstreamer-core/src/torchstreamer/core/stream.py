@@ -1,0 +1,217 @@
+"""The stream protocol: :class:`BaseStream`."""
+
+
+from fractions import Fraction
+from typing import Optional
+
+import torch
+from torch import Tensor, nn
+
+from .errors import StreamError
+from .timing import Timing
+
+__all__ = ["BaseStream"]
+
+
+class BaseStream(nn.Module):
+    """Base class of every stream.
+
+    A stream wraps a module and is called block by block: ``stream(x, final=False)`` returns the
+    outputs that the blocks so far determine, or ``None`` when there are none yet (never a
+    zero-length tensor). For any partition of a signal into blocks, with ``final=True`` on the
+    last call, the concatenated outputs equal ``module(signal)``. ``final=True`` flushes
+    everything still held back, then resets the stream so the next call starts a new stream.
+
+    Shapes:
+        ``x`` is ``[C, T]`` (one stream) or ``[B, C, T]`` (``B`` independent streams advancing
+        together); the output has the same layout. ``T`` may be 0. ``B`` is fixed from the first
+        block until the stream ends.
+
+    Writing a stream:
+        Implement :meth:`step`, which always sees ``[B, C, T]`` blocks that have already been
+        checked; implement :meth:`reset_state` if the stream holds state, and :meth:`timing`
+        so that ``receptive_field``, ``rate`` and ``lookahead`` work. Set ``in_channels`` when the
+        stream knows how many channels it takes. Register it for a module type with
+        :func:`torchstreamer.register_streamer`.
+
+        Streams written for torch-streamer 0.0.2, which override ``forward`` instead, keep
+        working: inside a network they are called with ``[C, T]`` blocks when ``B == 1``.
+
+    Attributes:
+        in_channels: input channels the stream accepts, or -1 when any number will do.
+        batch_size: the batch size of the stream under way, or -1 between streams.
+        stream_name: the name error messages give the stream (its class name by default).
+        module_hint: how error messages show the wrapped module, e.g. ``Conv1d(4, 8, ...)``.
+    """
+
+    __jit_unused_properties__ = ["receptive_field", "rate", "lookahead"]
+
+    in_channels: int
+    batch_size: int
+    stream_name: str
+    module_hint: str
+
+    def __init__(self) -> None:
+        super().__init__()
+        if type(self).step is BaseStream.step and type(self).forward is BaseStream.forward:
+            raise TypeError(
+                f"{type(self).__name__} must implement step() (or forward(), as streams "
+                "written for torch-streamer 0.0.2 do)"
+            )
+        self.in_channels = -1
+        self.batch_size = -1
+        self.stream_name = type(self).__name__
+        self.module_hint = ""
+
+    def forward(self, x: Tensor, final: bool = False) -> Optional[Tensor]:
+        """Streams one block.
+
+        Args:
+            x: the next block, ``[C, T]`` or ``[B, C, T]``; ``T`` may be 0.
+            final: whether this is the last block; flushes what is held back, then resets.
+                (Default: False)
+
+        Returns:
+            the outputs this block completes, in the layout of ``x``, or ``None`` if there are
+            none yet.
+
+        Raises:
+            StreamError: on a block of the wrong rank, channel count, dtype, device or batch
+                size; the stream's state is left as it was.
+        """
+        unbatched = x.dim() == 2
+        xb = x.unsqueeze(0) if unbatched else x
+        self.check_block(xb, x.dim())
+        self.batch_size = -1 if final else xb.size(0)
+        y = self.step(xb, final)
+        if y is None:
+            return None
+        return y.squeeze(0) if unbatched else y
+
+    def step(self, x: Tensor, final: bool = False) -> Optional[Tensor]:
+        """Streams one checked ``[B, C, T]`` block; composite streams call this on children.
+
+        The default adapts a stream that overrides ``forward`` (the torch-streamer 0.0.2
+        protocol): it is given ``[C, T]`` when ``B == 1`` and the batched block otherwise.
+        """
+        if x.size(0) == 1:
+            y = self.forward(x.squeeze(0), final)
+            return None if y is None else y.unsqueeze(0)
+        return self.forward(x, final)
+
+    @torch.jit.export
+    def reset(self) -> None:
+        """Forgets all buffered input without emitting it; the next call starts a new stream."""
+        self.batch_size = -1
+        self.reset_state()
+
+    def reset_state(self) -> None:
+        """Clears the stream's own state (and its children's); called by reset() and final."""
+
+    def check_block(self, x: Tensor, rank: int) -> None:
+        """Rejects a ``[B, C, T]`` block this stream cannot take, before any state changes.
+
+        Args:
+            x: the block, already given a batch axis.
+            rank: the rank of the block as the caller passed it.
+
+        Raises:
+            StreamError: naming this stream, what it expected and what it got.
+        """
+        if rank != 2 and rank != 3:
+            raise StreamError(
+                self.stream_name
+                + ": expected a [C, T] or [B, C, T] block, got a tensor of shape "
+                + str(list(x.shape))
+            )
+        if not x.is_floating_point():
+            raise StreamError(
+                self.stream_name + ": expected a floating-point block, got " + str(x.dtype)
+            )
+        if self.in_channels >= 0 and x.size(1) != self.in_channels:
+            raise StreamError(
+                self.stream_name
+                + ": expected "
+                + str(self.in_channels)
+                + " input channels"
+                + self._module_hint()
+                + ", got "
+                + str(x.size(1))
+            )
+        if self.batch_size >= 0 and x.size(0) != self.batch_size:
+            raise StreamError(
+                self.stream_name
+                + ": the batch size is fixed at "
+                + str(self.batch_size)
+                + " until the stream ends (final=True or reset()), got a block of batch size "
+                + str(x.size(0))
+            )
+        if not torch.jit.is_scripting():
+            self._check_like_parameters(x)
+
+    @torch.jit.unused
+    def _check_like_parameters(self, x: Tensor) -> None:
+        reference = self.__dict__.get("_reference_parameter", False)
+        if reference is False:
+            reference = next(self.parameters(), None)
+            self.__dict__["_reference_parameter"] = reference
+        if reference is None:
+            return
+        if x.device != reference.device:
+            raise StreamError(
+                f"{self.stream_name}: expected a block on {reference.device}, where the "
+                f"module's parameters are, got one on {x.device}"
+            )
+        if x.dtype != reference.dtype:
+            raise StreamError(
+                f"{self.stream_name}: expected a {reference.dtype} block, the dtype of the "
+                f"module's parameters, got {x.dtype}"
+            )
+
+    def _module_hint(self) -> str:
+        return " (" + self.module_hint + ")" if self.module_hint else ""
+
+    @torch.jit.unused
+    def timing(self) -> Timing:
+        """Which inputs each output depends on; see :class:`torchstreamer.core.Timing`."""
+        raise NotImplementedError(
+            f"{type(self).__name__} does not report its timing; implement timing() to get "
+            "receptive_field, rate and lookahead"
+        )
+
+    @property
+    def receptive_field(self) -> int:
+        """Input samples that one output depends on (the most, over all outputs).
+
+        Raises:
+            AttributeError: if the stream does not implement :meth:`timing`.
+        """
+        return self._known_timing().receptive_field
+
+    @property
+    def rate(self) -> Fraction:
+        """Output samples per input sample, e.g. ``Fraction(1, 2)`` after a stride-2 layer.
+
+        Raises:
+            AttributeError: if the stream does not implement :meth:`timing`.
+        """
+        return self._known_timing().rate
+
+    @property
+    def lookahead(self) -> Fraction:
+        """Input samples past an output's own time that it depends on: the stream's latency.
+
+        See :attr:`torchstreamer.core.Timing.lookahead`.
+
+        Raises:
+            AttributeError: if the stream does not implement :meth:`timing`.
+        """
+        return self._known_timing().lookahead
+
+    @torch.jit.unused
+    def _known_timing(self) -> Timing:
+        # an AttributeError keeps hasattr() and TorchScript's attribute scan working
+        try:
+            return self.timing()
+        except NotImplementedError as error:
+            raise AttributeError(str(error)) from None

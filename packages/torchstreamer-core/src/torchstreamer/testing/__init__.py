@@ -1,0 +1,27 @@
+"""Checks that a stream reproduces its module exactly, for handler authors and for tests.
+
+``assert_streams_exactly`` streams a signal through many random partitions (empty and
+one-sample blocks included) and compares every result with the module's own offline output;
+``assert_minimal_latency`` checks that a stream emits each output as soon as the input
+determines it. Both raise ``AssertionError`` with the first differing sample.
+"""
+
+from __future__ import annotations
+
+from ._checks import (
+    assert_minimal_latency,
+    assert_streams_exactly,
+    determined_outputs,
+    random_partition,
+    stream_blocks,
+    tolerance,
+)
+
+__all__ = [
+    "assert_minimal_latency",
+    "assert_streams_exactly",
+    "determined_outputs",
+    "random_partition",
+    "stream_blocks",
+    "tolerance",
+]

@@ -1,0 +1,66 @@
+"""Weights of weight-normed and parametrized layers, recomputed only when they change."""
+
+from typing import Any, Optional
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils import parametrize
+
+__all__ = ["WeightCache", "is_reparametrized"]
+
+
+def is_reparametrized(module: nn.Module) -> bool:
+    """Whether ``module.weight`` is computed from other tensors on each forward.
+
+    True for ``torch.nn.utils.parametrizations.weight_norm`` and any other parametrization of
+    ``weight``, and for the legacy ``torch.nn.utils.weight_norm`` hook.
+    """
+    return parametrize.is_parametrized(module, "weight") or _legacy_hook(module) is not None
+
+
+class WeightCache:
+    """The current ``weight`` of a reparametrized module, computed once per change.
+
+    A change is any in-place update of a source tensor (an optimizer step, ``load_state_dict``),
+    a new source tensor, or a move to another device or dtype; each bumps the key this cache
+    compares. While autograd records and a source needs gradients, the weight is recomputed on
+    every call so that gradients reach the sources.
+    """
+
+    def __init__(self, module: nn.Module) -> None:
+        self.module = module
+        self.key: Optional[tuple[Any, ...]] = None
+        self.value: Optional[Tensor] = None
+
+    @torch.jit.unused
+    def get(self) -> Tensor:
+        sources = self._sources()
+        if torch.is_grad_enabled() and any(t.requires_grad for t in sources):
+            return self._compute()
+        key = tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in sources)
+        if key != self.key or self.value is None:
+            with torch.no_grad():
+                self.value = self._compute()
+            self.key = key
+        return self.value
+
+    def _sources(self) -> list[Tensor]:
+        if parametrize.is_parametrized(self.module, "weight"):
+            return list(self.module.parametrizations["weight"].parameters())
+        hook = _legacy_hook(self.module)
+        assert hook is not None
+        return [getattr(self.module, hook.name + "_g"), getattr(self.module, hook.name + "_v")]
+
+    def _compute(self) -> Tensor:
+        hook = _legacy_hook(self.module)
+        if hook is not None:
+            return hook.compute_weight(self.module)  # type: ignore[no-any-return]
+        weight: Tensor = self.module.weight
+        return weight
+
+
+def _legacy_hook(module: nn.Module) -> Any:
+    for hook in module._forward_pre_hooks.values():
+        if type(hook).__name__ == "WeightNorm" and getattr(hook, "name", None) == "weight":
+            return hook
+    return None

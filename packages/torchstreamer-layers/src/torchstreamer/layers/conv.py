@@ -1,0 +1,126 @@
+"""The stream of ``nn.Conv1d``."""
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from torchstreamer.core import Edges, NotStreamableError
+
+from ._weights import WeightCache, is_reparametrized
+from ._window import WindowStream
+
+__all__ = ["Conv1dStream"]
+
+
+class Conv1dStream(WindowStream):
+    """Streams an ``nn.Conv1d`` exactly, padding included.
+
+    Any kernel size, stride (larger than the kernel too), dilation, groups and bias; padding as
+    an int, ``"same"`` or ``"valid"``, with ``padding_mode`` ``"zeros"``, ``"reflect"`` or
+    ``"replicate"``. Weight-normed and otherwise parametrized convolutions work; their weight
+    is recomputed only when the underlying parameters change.
+
+    Each output is emitted as soon as the input determines it: a centred (``"same"``)
+    convolution with kernel 5 lags its input by 2 samples, a causal one (all padding on the
+    left, e.g. through ``nn.ConstantPad1d`` before it) by none.
+
+    Args:
+        module: the convolution. Its parameters are shared, not copied.
+        edges: ``"pad"`` reproduces ``module(x)`` with its padding; ``"valid"`` ignores the
+            padding, as torch-streamer 0.0.2 did. (Default: ``"pad"``)
+
+    Raises:
+        NotStreamableError: for ``padding_mode="circular"``, whose left edge needs the end of
+            the signal.
+
+    Shape:
+        ``[B, C_in, T]`` or ``[C_in, T]`` in, ``[B, C_out, T_out]`` or ``[C_out, T_out]`` out.
+
+    Example:
+        >>> import torch
+        >>> import torchstreamer as pts
+        >>> conv = torch.nn.Conv1d(2, 4, kernel_size=5, padding="same")
+        >>> stream = pts.Conv1dStream(conv)
+        >>> x = torch.randn(2, 100)
+        >>> blocks = [stream(x[:, i : i + 16], final=i + 16 >= 100) for i in range(0, 100, 16)]
+        >>> torch.testing.assert_close(torch.cat(blocks, dim=-1), conv(x))
+        >>> stream.lookahead
+        Fraction(2, 1)
+    """
+
+    def __init__(self, module: nn.Conv1d, *, edges: Edges = "pad") -> None:
+        if not isinstance(module, nn.Conv1d):
+            raise NotStreamableError(
+                f"Conv1dStream: expected an nn.Conv1d, got {type(module).__name__}"
+            )
+        if module.padding_mode == "circular":
+            raise NotStreamableError(
+                f"Conv1dStream: {module!r} uses circular padding, whose first outputs depend on "
+                "the end of the signal; it cannot be streamed. Use padding_mode 'zeros', "
+                "'reflect' or 'replicate', or edges='valid' to ignore the padding."
+            )
+        super().__init__(module, edges=edges)
+        kernel, stride, dilation = module.kernel_size[0], module.stride[0], module.dilation[0]
+        span = dilation * (kernel - 1) + 1
+        if isinstance(module.padding, str):
+            total = span - 1 if module.padding == "same" else 0
+            pad_left, pad_right = total // 2, total - total // 2
+        else:
+            pad_left = pad_right = module.padding[0]
+        known_after = {
+            "zeros": 0,
+            "reflect": max(pad_left, pad_right) + 1,
+            "replicate": 1 if pad_left > 0 else 0,
+        }[module.padding_mode]
+        self.configure(
+            span=span,
+            stride=stride,
+            pad_left=pad_left,
+            pad_right=pad_right,
+            known_after=known_after,
+        )
+        self.in_channels = module.in_channels
+        self.module_hint = repr(module)
+        self.dilation = dilation
+        self.groups = module.groups
+        self.reparametrized = is_reparametrized(module)
+        self.weights = WeightCache(module)
+
+    def valid_windows(self, x: Tensor) -> Tensor:
+        weight = self.current_weight()
+        bias: Optional[Tensor] = self.module.bias
+        outputs = (x.size(-1) - self.span) // self.stride + 1
+        if outputs == 1 and self.groups == 1:
+            # one output: a matrix-vector product over the taps beats the conv kernels
+            taps = x[..., :: self.dilation] if self.dilation > 1 else x
+            y = F.linear(taps.reshape(x.size(0), -1), weight.reshape(weight.size(0), -1), bias)
+            return y.unsqueeze(-1)
+        y = F.conv1d(x, weight, None, self.stride, 0, self.dilation, self.groups)
+        if bias is not None:
+            # outside the convolution: dilated kernels with a bias take a slow path
+            y += bias.unsqueeze(-1)
+        return y
+
+    def current_weight(self) -> Tensor:
+        """The convolution's weight, recomputed only when a parametrization's sources change."""
+        if torch.jit.is_scripting():
+            return self.module.weight
+        if not self.reparametrized:
+            return self.module.weight
+        return self.weights.get()
+
+    def output_length(self, length: int) -> int:
+        padded = length + self.pad_left + self.pad_right
+        return (padded - self.span) // self.stride + 1 if padded >= self.span else 0
+
+    def __repr__(self) -> str:
+        m = self.module
+        extra = f", edges={self.edges!r}" if self.edges != "pad" else ""
+        return (
+            f"Conv1dStream({m.in_channels}, {m.out_channels}, kernel_size={m.kernel_size[0]}, "
+            f"stride={self.stride}, padding={m.padding if isinstance(m.padding, str) else m.padding[0]}"
+            f"{extra})"
+        )
+
