@@ -81,7 +81,9 @@ def __getattr__(name: str) -> Any:
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as error:
-        if error.name is not None and module_name.startswith(error.name):
+        # only the member itself (or its parent package) missing means "not installed";
+        # a dependency it failed to import is a different problem and comes through as it is
+        if error.name is not None and (module_name + ".").startswith(error.name + "."):
             raise ImportError(
                 f"torchstreamer.{name} is part of the {distribution} distribution, which is "
                 f"not installed: pip install {distribution}",

@@ -1,13 +1,17 @@
 """A time-axis buffer for stream state, in one preallocated tensor."""
 
 
+from typing import Any
+
 import torch
-from torch import Tensor, nn
+from torch import Tensor
+
+from ._state import StateModule
 
 __all__ = ["TimeBuffer"]
 
 
-class TimeBuffer(nn.Module):
+class TimeBuffer(StateModule):
     """The unconsumed tail of a ``[B, C, T]`` stream, held in one reusable tensor.
 
     A stream calls :meth:`extend` with each new block and gets back the held samples followed by
@@ -41,11 +45,14 @@ class TimeBuffer(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.register_buffer("data", torch.empty(0), persistent=False)
+        # a plain attribute rather than a registered buffer: it is read on every block, and
+        # nn.Module's attribute lookup for buffers costs more than the rest of the bookkeeping;
+        # _apply below keeps .to(), .cuda() and .half() moving it like a buffer
+        self.data = torch.empty(0)
         self.start = 0
         self.held = 0
         self.skip = 0
-        self.extended_in_place = False
+        self.matched = False
 
     def extend(self, x: Tensor) -> Tensor:
         """Returns the held samples followed by ``x`` (``[B, C, held + T]``).
@@ -57,15 +64,16 @@ class TimeBuffer(nn.Module):
             dropped = min(self.skip, x.size(-1))
             x = x[..., dropped:]
             self.skip -= dropped
-        if self.held == 0:
-            self.extended_in_place = False
+        held = self.held
+        if held == 0:
             return x
         length = x.size(-1)
-        self._reserve(x, self.held + length)
-        end = self.start + self.held
-        self.data[..., end : end + length].copy_(x)
-        self.extended_in_place = True
-        return self.data[..., self.start : end + length]
+        if self.start + held + length > self.data.size(-1):
+            self._make_room(x, held + length)
+        data = self.data
+        start = self.start
+        data.narrow(-1, start + held, length).copy_(x)
+        return data.narrow(-1, start, held + length)
 
     def advance(self, view: Tensor, consumed: int) -> None:
         """Drops the first ``consumed`` samples of ``view`` and holds the rest.
@@ -77,24 +85,30 @@ class TimeBuffer(nn.Module):
         """
         length = view.size(-1)
         if consumed >= length:
-            self.skip += consumed - length
-            self.held = 0
-            self.start = 0
-        elif self.extended_in_place:
+            if consumed > length:
+                self.skip += consumed - length
+            if self.held > 0:
+                self.held = 0
+                self.start = 0
+        elif self.held > 0:
+            # extend() wrote the block behind the held samples: only the bounds move
             self.start += consumed
             self.held = length - consumed
         else:
+            # the view is the caller's block: copy what stays, never keep a reference to it
             kept = length - consumed
+            data = self.data
+            if kept > data.size(-1) or not self.matched:
+                data = self._match(view, kept)
+            data.narrow(-1, 0, kept).copy_(
+                view if consumed == 0 else view.narrow(-1, consumed, kept)
+            )
             self.start = 0
-            self.held = 0
-            self._reserve(view, kept)
-            self.data[..., :kept].copy_(view[..., consumed:])
             self.held = kept
-        self.extended_in_place = False
 
     def held_samples(self) -> Tensor:
         """A copy of the held samples (``[B, C, held]``), e.g. to pad the end of a stream."""
-        return self.data[..., self.start : self.start + self.held].clone()
+        return self.data.narrow(-1, self.start, self.held).clone()
 
     @torch.jit.export
     def clear(self) -> None:
@@ -102,10 +116,30 @@ class TimeBuffer(nn.Module):
         self.start = 0
         self.held = 0
         self.skip = 0
-        self.extended_in_place = False
+        self.matched = False
 
-    def _reserve(self, like: Tensor, needed: int) -> None:
-        """Makes room for ``needed`` samples from ``start`` on, moving or reallocating."""
+    def _make_room(self, like: Tensor, needed: int) -> None:
+        """Makes room for ``needed`` samples from ``start`` on, by moving or reallocating.
+
+        Only called while samples are held, so the storage already matches the stream's batch
+        size, channels, dtype and device.
+        """
+        data = self.data
+        held = self.held
+        if needed <= data.size(-1) and held <= self.start:
+            # room at the front, and the move does not overlap itself
+            data.narrow(-1, 0, held).copy_(data.narrow(-1, self.start, held))
+        else:
+            fresh = self._allocate(like, needed)
+            fresh.narrow(-1, 0, held).copy_(data.narrow(-1, self.start, held))
+        self.start = 0
+
+    def _match(self, like: Tensor, needed: int) -> Tensor:
+        """Storage for ``needed`` samples shaped like ``like``, checked once per stream.
+
+        The first samples held since :meth:`clear` may come with a new batch size, dtype or
+        device; within a stream these never change, so later calls only check the capacity.
+        """
         data = self.data
         if (
             data.dim() != 3
@@ -113,34 +147,24 @@ class TimeBuffer(nn.Module):
             or data.size(1) != like.size(1)
             or data.dtype != like.dtype
             or data.device != like.device
+            or needed > data.size(-1)
         ):
-            fresh = torch.empty(
-                like.size(0),
-                like.size(1),
-                max(2 * needed, 16),
-                dtype=like.dtype,
-                device=like.device,
-            )
-            if self.held > 0 and data.dim() == 3:
-                fresh[..., : self.held].copy_(data[..., self.start : self.start + self.held])
-            self.data = fresh
-            self.start = 0
-            return
-        capacity = data.size(-1)
-        if self.start + needed <= capacity:
-            return
-        if needed <= capacity - self.held and self.held <= self.start:
-            # room at the front, and the move does not overlap itself
-            data[..., : self.held].copy_(data[..., self.start : self.start + self.held])
-            self.start = 0
-            return
+            data = self._allocate(like, needed)
+        self.matched = True
+        return data
+
+    def _allocate(self, like: Tensor, needed: int) -> Tensor:
+        # twice the need, so that a stream of equal blocks moves its tail only now and then
         fresh = torch.empty(
-            like.size(0), like.size(1), 2 * needed, dtype=like.dtype, device=like.device
+            like.size(0), like.size(1), max(2 * needed, 16), dtype=like.dtype, device=like.device
         )
-        if self.held > 0:
-            fresh[..., : self.held].copy_(data[..., self.start : self.start + self.held])
         self.data = fresh
-        self.start = 0
+        return fresh
+
+    @torch.jit.unused
+    def _apply(self, fn: Any, recurse: bool = True) -> "TimeBuffer":
+        self.data = fn(self.data)
+        return super()._apply(fn, recurse)
 
     def extra_repr(self) -> str:
         return f"held={self.held}, capacity={self.data.size(-1) if self.data.dim() == 3 else 0}"

@@ -198,8 +198,10 @@ def _discover() -> None:
         if _discovered:
             return
         for point in entry_points(group=ENTRY_POINT_GROUP):
+            origin = f"entry point {point.name!r}"
             try:
-                handlers = list(point.load()())
+                # checked in full before any is added: a bad list adds nothing
+                handlers = [_checked(handler, origin=origin) for handler in point.load()()]
             except Exception as error:  # a broken plug-in must not break the others
                 warnings.warn(
                     f"torchstreamer: could not load the stream handlers of entry point "
@@ -208,15 +210,21 @@ def _discover() -> None:
                     stacklevel=3,
                 )
                 continue
-            for handler in handlers:
-                _add_installed(handler, origin=f"entry point {point.name!r}")
+            for handler, entry in handlers:
+                _insert(handler, entry)
         _discovered = True
 
 
-def _add_installed(handler: Handler, *, origin: str) -> None:
+def _checked(handler: object, *, origin: str) -> tuple[Handler, _Entry]:
+    if not isinstance(handler, Handler):
+        raise TypeError(f"expected a torchstreamer Handler, got {handler!r}")
     _check_type(handler.module_type)
+    return handler, _entry(handler.factory, origin=origin)
+
+
+def _insert(handler: Handler, entry: _Entry) -> None:
     entries = _installed.setdefault(handler.module_type, [])
-    entries.append((handler.priority, _entry(handler.factory, origin=origin)))
+    entries.append((handler.priority, entry))
     entries.sort(key=lambda pair: -pair[0])
 
 

@@ -7,13 +7,14 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
+from ._state import StateModule
 from .errors import StreamError
 from .timing import Timing
 
 __all__ = ["BaseStream"]
 
 
-class BaseStream(nn.Module):
+class BaseStream(StateModule):
     """Base class of every stream.
 
     A stream wraps a module and is called block by block: ``stream(x, final=False)`` returns the
@@ -79,14 +80,19 @@ class BaseStream(nn.Module):
             StreamError: on a block of the wrong rank, channel count, dtype, device or batch
                 size; the stream's state is left as it was.
         """
-        unbatched = x.dim() == 2
-        xb = x.unsqueeze(0) if unbatched else x
-        self.check_block(xb, x.dim())
-        self.batch_size = -1 if final else xb.size(0)
+        rank = x.dim()
+        xb = x.unsqueeze(0) if rank == 2 else x
+        self.check_block(xb, rank)
+        # counters change only at the edges of a stream: assignments cost, even here
+        if final:
+            if self.batch_size >= 0:
+                self.batch_size = -1
+        elif self.batch_size < 0:
+            self.batch_size = xb.size(0)
         y = self.step(xb, final)
-        if y is None:
-            return None
-        return y.squeeze(0) if unbatched else y
+        if y is None or rank == 3:
+            return y
+        return y.squeeze(0)
 
     def step(self, x: Tensor, final: bool = False) -> Optional[Tensor]:
         """Streams one checked ``[B, C, T]`` block; composite streams call this on children.
@@ -126,7 +132,7 @@ class BaseStream(nn.Module):
             )
         if not x.is_floating_point():
             raise StreamError(
-                self.stream_name + ": expected a floating-point block, got " + str(x.dtype)
+                self.stream_name + ": expected a floating-point block, got " + _dtype_name(x.dtype)
             )
         if self.in_channels >= 0 and x.size(1) != self.in_channels:
             raise StreamError(
@@ -157,15 +163,15 @@ class BaseStream(nn.Module):
             self.__dict__["_reference_parameter"] = reference
         if reference is None:
             return
-        if x.device != reference.device:
-            raise StreamError(
-                f"{self.stream_name}: expected a block on {reference.device}, where the "
-                f"module's parameters are, got one on {x.device}"
-            )
-        if x.dtype != reference.dtype:
+        if x.dtype is not reference.dtype:
             raise StreamError(
                 f"{self.stream_name}: expected a {reference.dtype} block, the dtype of the "
                 f"module's parameters, got {x.dtype}"
+            )
+        if x.get_device() != reference.get_device():
+            raise StreamError(
+                f"{self.stream_name}: expected a block on {reference.device}, where the "
+                f"module's parameters are, got one on {x.device}"
             )
 
     def _module_hint(self) -> str:
@@ -215,3 +221,23 @@ class BaseStream(nn.Module):
             return self.timing()
         except NotImplementedError as error:
             raise AttributeError(str(error)) from None
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    """``str(dtype)``, also under TorchScript, where a dtype is only a number."""
+    if not torch.jit.is_scripting():
+        return str(dtype)
+    names = [
+        (torch.bool, "torch.bool"),
+        (torch.uint8, "torch.uint8"),
+        (torch.int8, "torch.int8"),
+        (torch.int16, "torch.int16"),
+        (torch.int32, "torch.int32"),
+        (torch.int64, "torch.int64"),
+        (torch.complex64, "torch.complex64"),
+        (torch.complex128, "torch.complex128"),
+    ]
+    for known, name in names:
+        if dtype == known:
+            return name
+    return "a dtype that is not floating-point"

@@ -16,11 +16,13 @@ from ._checks import (
     stream_blocks,
     tolerance,
 )
+from ._profiles import load_hypothesis_profile
 
 __all__ = [
     "assert_minimal_latency",
     "assert_streams_exactly",
     "determined_outputs",
+    "load_hypothesis_profile",
     "random_partition",
     "stream_blocks",
     "tolerance",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -70,14 +70,29 @@ def stream_blocks(
     Returns:
         what each call returned.
     """
-    outputs: list[Tensor | None] = []
-    start = 0
+    return [stream(block, final=final) for block, final in _blocks(x, sizes, final_empty)]
+
+
+def _blocks(x: Tensor, sizes: Sequence[int], final_empty: bool) -> Iterator[tuple[Tensor, bool]]:
     calls = [*sizes, 0] if final_empty or not sizes else list(sizes)
+    start = 0
     for index, size in enumerate(calls):
-        final = index == len(calls) - 1
-        outputs.append(stream(x[..., start : start + size], final=final))
+        yield x[..., start : start + size], index == len(calls) - 1
         start += size
-    return outputs
+
+
+def _run(
+    stream: BaseStream, x: Tensor, sizes: Sequence[int], final_empty: bool = False
+) -> tuple[list[Tensor | None], list[Tensor | None]]:
+    """Streams like :func:`stream_blocks`; also returns a copy of each output taken at once."""
+    outputs: list[Tensor | None] = []
+    copies: list[Tensor | None] = []
+    for block, final in _blocks(x, sizes, final_empty):
+        y = stream(block, final=final)
+        outputs.append(y)
+        # taken now, so that a later call writing into a returned tensor shows as a change
+        copies.append(None if y is None else y.clone())
+    return outputs, copies
 
 
 def assert_streams_exactly(
@@ -136,29 +151,36 @@ def assert_streams_exactly(
         (random_partition(length, rng, block=block), rng.random() < 0.3) for _ in range(partitions)
     ]
     original = x.clone()
-    for sizes, final_empty in plans:
+    for run, (sizes, final_empty) in enumerate(plans, start=1):
         with torch.no_grad():
-            outputs = stream_blocks(stream, x, sizes, final_empty=final_empty)
-        _check_outputs(outputs, expected, sizes, atol, rtol)
+            outputs, copies = _run(stream, x, sizes, final_empty)
+        where = f"blocks {_short(sizes)}"
+        if run > 1:
+            where += f"; run {run} of the same stream, the earlier ones passed"
+        _check_outputs(outputs, copies, x, original, expected, where, atol, rtol)
     if length >= 2:
+        half = [length // 2, length - length // 2]
         with torch.no_grad():
             stream(x[..., : length // 2])
             stream.reset()
-            outputs = stream_blocks(stream, x, [length // 2, length - length // 2])
-        _check_outputs(outputs, expected, ["reset() in mid-stream, then", length], atol, rtol)
-    if not torch.equal(x, original):
-        raise AssertionError("the stream modified its input tensor in place")
+            outputs, copies = _run(stream, x, half)
+        where = f"blocks [{length // 2}], reset(), then blocks {half}"
+        _check_outputs(outputs, copies, x, original, expected, where, atol, rtol)
 
 
 def _check_outputs(
     outputs: list[Tensor | None],
+    copies: list[Tensor | None],
+    x: Tensor,
+    original: Tensor,
     expected: Tensor,
-    sizes: Sequence[object],
+    where: str,
     atol: float,
     rtol: float,
 ) -> None:
-    where = f"blocks {_short(sizes)}"
-    snapshots = [None if y is None else y.clone() for y in outputs]
+    # checked first: a changed input makes every later comparison misleading
+    if not torch.equal(x, original):
+        raise AssertionError(f"the stream modified its input tensor in place ({where})")
     for index, y in enumerate(outputs):
         if y is not None and y.shape[-1] == 0:
             raise AssertionError(f"call {index} returned a zero-length tensor ({where})")
@@ -170,8 +192,8 @@ def _check_outputs(
             f"the stream returned nothing; module(x) has {expected.shape[-1]} samples ({where})"
         )
     result = torch.cat(got, dim=-1)
-    for index, (y, snapshot) in enumerate(zip(outputs, snapshots)):
-        if y is not None and snapshot is not None and not torch.equal(y, snapshot):
+    for index, (y, copy) in enumerate(zip(outputs, copies)):
+        if y is not None and copy is not None and not torch.equal(y, copy):
             raise AssertionError(
                 f"the output of call {index} changed after it was returned: it shares memory "
                 f"with the stream's state ({where})"

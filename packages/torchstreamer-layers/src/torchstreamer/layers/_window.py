@@ -94,39 +94,53 @@ class WindowStream(BaseStream):
         raise NotImplementedError
 
     def step(self, x: Tensor, final: bool = False) -> Optional[Tensor]:
-        if x.size(-1) == 0 and not final and self.received > 0:
+        size = x.size(-1)
+        received = self.received
+        if size == 0 and not final and received > 0:
             return None
-        view = self.buffer.extend(x)
-        end = self.received + x.size(-1)
+        buffer = self.buffer
+        view = buffer.extend(x)
+        end = received + size
         self.received = end
         if final:
             y = self._finish(view, end)
             self.reset_state()
             return y
         stride = self.stride
+        next_out = self.next_out
         reach = end - self.span + self.pad_left
         ready = reach // stride + 1 if reach >= 0 else 0
-        if ready <= self.next_out:
-            self._hold(view, end)
-            return None
-        edge: Optional[Tensor] = None
-        if self.next_out * stride < self.pad_left:
-            if end < self.known_after:
-                self._hold(view, end)
-                return None
-            # windows reaching into the left padding: computed by the module itself
-            last = min(ready, (self.pad_left + stride - 1) // stride)
-            edge = self._left_edge(view, end, last)
-            self.next_out = last
-        y = edge
-        if ready > self.next_out:
-            offset = self.next_out * stride - self.pad_left - self.base
-            length = (ready - self.next_out - 1) * stride + self.span
-            y = self.valid_windows(view[..., offset : offset + length])
-            if edge is not None:
-                y = _cat(edge, y)
-            self.next_out = ready
-        self._hold(view, end)
+        y: Optional[Tensor] = None
+        if ready > next_out:
+            if next_out * stride < self.pad_left:
+                if end >= self.known_after:
+                    # windows reaching into the left padding: computed by the module itself
+                    last = min(ready, (self.pad_left + stride - 1) // stride)
+                    y = self._left_edge(view, end, last)
+                    next_out = last
+                else:
+                    ready = next_out
+            if ready > next_out:
+                offset = next_out * stride - self.pad_left - self.base
+                length = (ready - next_out - 1) * stride + self.span
+                window = view
+                if offset != 0 or length != view.size(-1):
+                    window = view.narrow(-1, offset, length)
+                middle = self.valid_windows(window)
+                y = middle if y is None else torch.cat([y, middle], -1)
+                next_out = ready
+            self.next_out = next_out
+        # hold what later windows (and the final module call) need
+        start = next_out * stride - self.pad_left
+        if self.tail:
+            start = min(start, end - self.keep)
+            start = max(0, start - start % stride)
+        base = self.base
+        if start < base:
+            start = base
+        buffer.advance(view, start - base)
+        if start != base:
+            self.base = start
         return y
 
     def _left_edge(self, view: Tensor, end: int, last: int) -> Tensor:
@@ -139,16 +153,6 @@ class WindowStream(BaseStream):
             prefix = F.pad(prefix, (0, length - prefix.size(-1)))
         return self.module(prefix)[..., self.next_out : last]
 
-    def _hold(self, view: Tensor, end: int) -> None:
-        """Keeps the samples that later windows (and the final module call) need."""
-        start = self.next_out * self.stride - self.pad_left
-        if self.tail:
-            start = min(start, end - self.keep)
-            start = max(0, start - start % self.stride)
-        start = max(start, self.base)
-        self.buffer.advance(view, start - self.base)
-        self.base = start
-
     def _finish(self, view: Tensor, end: int) -> Optional[Tensor]:
         if not self.tail:
             reach = end - self.span
@@ -157,7 +161,7 @@ class WindowStream(BaseStream):
                 return None
             offset = self.next_out * self.stride - self.base
             length = (ready - self.next_out - 1) * self.stride + self.span
-            return self.valid_windows(view[..., offset : offset + length])
+            return self.valid_windows(view.narrow(-1, offset, length))
         remaining = self.output_length(end) - self.next_out
         if remaining <= 0:
             return None
@@ -173,7 +177,3 @@ class WindowStream(BaseStream):
 
     def timing(self) -> Timing:
         return Timing.window(self.span, self.stride, -self.pad_left)
-
-
-def _cat(a: Tensor, b: Tensor) -> Tensor:
-    return torch.cat([a, b], -1)

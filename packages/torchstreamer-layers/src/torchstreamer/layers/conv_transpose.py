@@ -1,1 +1,209 @@
-# placeholder: being written
+"""The stream of ``nn.ConvTranspose1d``."""
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from torchstreamer.core import BaseStream, Edges, NotStreamableError, Timing, check_edges
+
+from ._weights import WeightCache, is_reparametrized
+
+__all__ = ["ConvTranspose1dStream"]
+
+
+class ConvTranspose1dStream(BaseStream):
+    """Streams an ``nn.ConvTranspose1d`` exactly, padding and output padding included.
+
+    Any kernel size, stride (larger than the kernel too), dilation, groups and bias, with
+    ``padding`` and ``output_padding``. Weight-normed and otherwise parametrized transposed
+    convolutions work; their weight is recomputed only when the underlying parameters change.
+
+    Input ``j`` adds ``kernel_size`` taps into outputs ``j * stride - padding`` to that plus
+    ``dilation * (kernel_size - 1)``. Each block is transposed-convolved on its own; the part of
+    the result that later inputs still add to is held and added into the next block's result,
+    and the bias is added once, as the outputs leave. An output is emitted as soon as no later
+    input can reach it and the input so far implies that it exists: the first ``padding``
+    outputs are cropped, the last ``padding`` ones wait for the next input (or are cropped by
+    ``final=True``), and the ``output_padding`` outputs come with ``final=True``.
+
+    With ``edges="valid"`` the stream ignores ``padding`` and ``output_padding`` and returns
+    the whole transposed convolution, ``(T - 1) * stride + dilation * (kernel_size - 1) + 1``
+    samples for ``T`` inputs, as torch-streamer 0.0.2 did.
+
+    Args:
+        module: the transposed convolution. Its parameters are shared, not copied.
+        edges: ``"pad"`` reproduces ``module(x)``; ``"valid"`` ignores the padding and the
+            output padding, as torch-streamer 0.0.2 did. (Default: ``"pad"``)
+
+    Raises:
+        NotStreamableError: for a module that is not an ``nn.ConvTranspose1d``.
+
+    Shape:
+        ``[B, C_in, T]`` or ``[C_in, T]`` in, ``[B, C_out, T_out]`` or ``[C_out, T_out]`` out,
+        ``T_out = (T - 1) * stride - 2 * padding + dilation * (kernel_size - 1) +
+        output_padding + 1``.
+
+    Example:
+        >>> import torch
+        >>> import torchstreamer as pts
+        >>> up = torch.nn.ConvTranspose1d(2, 4, kernel_size=4, stride=2, padding=1)
+        >>> stream = pts.ConvTranspose1dStream(up)
+        >>> x = torch.randn(2, 100)
+        >>> blocks = [stream(x[:, i : i + 16], final=i + 16 >= 100) for i in range(0, 100, 16)]
+        >>> torch.testing.assert_close(torch.cat(blocks, dim=-1), up(x))
+        >>> stream.rate, stream.receptive_field, stream.lookahead
+        (Fraction(2, 1), 2, Fraction(1, 2))
+    """
+
+    acc: Tensor
+
+    def __init__(self, module: nn.ConvTranspose1d, *, edges: Edges = "pad") -> None:
+        if not isinstance(module, nn.ConvTranspose1d):
+            raise NotStreamableError(
+                f"ConvTranspose1dStream: expected an nn.ConvTranspose1d, got {type(module).__name__}"
+            )
+        check_edges(edges)
+        super().__init__()
+        self.module = module
+        self.edges = edges
+        self.kernel_size = module.kernel_size[0]
+        self.stride = module.stride[0]
+        self.dilation = module.dilation[0]
+        self.groups = module.groups
+        self.span = self.dilation * (self.kernel_size - 1) + 1
+        valid = edges == "valid"
+        self.padding = 0 if valid else module.padding[0]
+        self.output_padding = 0 if valid else module.output_padding[0]
+        self.in_channels = module.in_channels
+        self.module_hint = repr(module)
+        self.reparametrized = is_reparametrized(module)
+        self.weights = WeightCache(module)
+        # sums of the taps (no bias) that inputs so far added to outputs not yet emitted, from
+        # the output at full-convolution index `emitted` on; allocated once, reused per block
+        self.register_buffer("acc", torch.empty(0), persistent=False)
+        self.held = 0
+        self.received = 0
+        self.emitted = self.padding
+
+    def step(self, x: Tensor, final: bool = False) -> Optional[Tensor]:
+        n = x.size(-1)
+        if n == 0 and not final:
+            return None
+        stride = self.stride
+        start = self.received * stride
+        received = self.received + n
+        self.received = received
+        if received == 0:
+            self.reset_state()
+            return None
+        # full-convolution index one past the last output the input so far implies exists
+        exists = (received - 1) * stride + self.span + self.output_padding - self.padding
+        ready = exists if final else min(received * stride, exists)
+        emitted = self.emitted
+        ready = max(ready, emitted)
+        end = start + (n - 1) * stride + self.span
+        held = self.held
+        y: Optional[Tensor] = None
+        if n > 0:
+            y = F.conv_transpose1d(
+                x, self.current_weight(), None, stride, 0, 0, self.groups, self.dilation
+            )
+        if y is not None and start <= emitted and ready <= end:
+            # the steady state: the held sums lie inside this block's result
+            offset = emitted - start
+            if held > 0:
+                y[..., offset : offset + held] += self.acc[..., :held]
+            out = y[..., offset : ready - start]
+            self._hold(y[..., ready - start :])
+        else:
+            out = self._gather(x, y, start, end, ready)
+        self.emitted = ready
+        if final:
+            self.reset_state()
+        if out.size(-1) == 0:
+            return None
+        bias: Optional[Tensor] = self.module.bias
+        if bias is not None:
+            return out + bias.unsqueeze(-1)
+        return out
+
+    def _gather(self, x: Tensor, y: Optional[Tensor], start: int, end: int, ready: int) -> Tensor:
+        """Outputs up to ``ready`` when they reach past this block's result or before it.
+
+        That happens at ``final=True`` with ``output_padding``, on empty blocks, and when
+        ``padding`` keeps outputs that no later input reaches waiting for the next input.
+        """
+        emitted = self.emitted
+        held = self.held
+        last = end if y is not None else emitted + held
+        length = max(ready, last) - emitted
+        channels = self.module.out_channels
+        total = torch.zeros(x.size(0), channels, length, dtype=x.dtype, device=x.device)
+        if held > 0:
+            total[..., :held] = self.acc[..., :held]
+        if y is not None and end > emitted:
+            first = max(start, emitted)
+            total[..., first - emitted : end - emitted] += y[..., first - start :]
+        self._hold(total[..., ready - emitted : last - emitted])
+        return total[..., : ready - emitted]
+
+    def _hold(self, tail: Tensor) -> None:
+        """Keeps ``tail`` (the sums after the emitted outputs) in the preallocated ``acc``."""
+        size = tail.size(-1)
+        self.held = max(size, 0)
+        if size <= 0:
+            return
+        acc = self.acc
+        if (
+            acc.dim() != 3
+            or acc.size(0) != tail.size(0)
+            or acc.size(1) != tail.size(1)
+            or acc.size(2) < size
+            or acc.dtype != tail.dtype
+            or acc.device != tail.device
+        ):
+            capacity = max(size, self.span + self.padding)
+            acc = torch.empty(
+                tail.size(0), tail.size(1), capacity, dtype=tail.dtype, device=tail.device
+            )
+            self.acc = acc
+        acc[..., :size].copy_(tail)
+
+    def current_weight(self) -> Tensor:
+        """The weight, recomputed only when a parametrization's sources change."""
+        if torch.jit.is_scripting():
+            return self.module.weight
+        if not self.reparametrized:
+            return self.module.weight
+        return self.weights.get()
+
+    def reset_state(self) -> None:
+        self.held = 0
+        self.received = 0
+        self.emitted = self.padding
+
+    @torch.jit.unused
+    def timing(self) -> Timing:
+        stride, reach, padding = self.stride, self.span - 1, self.padding
+        return Timing.upsampling(
+            stride,
+            lambda i: -((reach - i - padding) // stride),
+            lambda i: (i + padding) // stride,
+        )
+
+    def __repr__(self) -> str:
+        m = self.module
+        options = [f"kernel_size={self.kernel_size}", f"stride={self.stride}"]
+        for name, value, default in [
+            ("padding", m.padding[0], 0),
+            ("output_padding", m.output_padding[0], 0),
+            ("dilation", self.dilation, 1),
+            ("groups", self.groups, 1),
+            ("bias", m.bias is not None, True),
+            ("edges", self.edges, "pad"),
+        ]:
+            if value != default:
+                options.append(f"{name}={value!r}")
+        return f"ConvTranspose1dStream({m.in_channels}, {m.out_channels}, {', '.join(options)})"

@@ -1,0 +1,3 @@
+from torchstreamer.testing import load_hypothesis_profile
+
+load_hypothesis_profile()

@@ -1,0 +1,563 @@
+"""Streams of any module whose ``forward`` ``torch.fx`` can trace."""
+
+from __future__ import annotations
+
+import inspect
+import operator
+import os
+from typing import Any, NoReturn, Optional
+
+import torch
+import torch.fx as fx
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from torchstreamer.core import (
+    BaseStream,
+    Edges,
+    NotStreamableError,
+    StreamError,
+    Timing,
+    check_edges,
+    create_stream,
+)
+
+from ._align import PathAligner
+from ._graph_ops import (
+    PER_CHANNEL_OPERANDS,
+    channel_rule,
+    inplace_twin,
+    is_full,
+    is_pointwise,
+    rule_dims,
+    split_time_index,
+    time_extent,
+)
+from ._graph_run import Attribute, Call, Env, JoinOp, MapOp, Method, Op, Piece, Slot, StaticOp, StreamOp
+from ._located import Child, build_child, locate
+from ._slice import TimeSlice1dStream
+
+__all__ = ["Graph1dStream", "graph_stream", "trace"]
+
+
+class Graph1dStream(BaseStream):
+    """Streams a module by running its traced ``forward`` block by block, exactly.
+
+    ``torch.fx`` traces the module; each submodule call is streamed through the registry (so
+    registered handlers, ``nn.Sequential``, residual blocks and layers work inside) and every
+    other operation is run on blocks:
+
+    - element-wise arithmetic and activations, functional or as methods, and operations along
+      channels (``torch.cat(..., dim=1)``, ``chunk``, ``softmax(dim=1)``, ``F.glu(dim=1)``,
+      channel indexing ``y[:, :4]``). Where an operation takes several signal paths (a residual
+      ``x + f(x)``, a concatenation), the faster paths wait for the slower: each output is
+      emitted as soon as every path has it;
+    - constant slices of time (``y[..., :-k]``, the chomp of a TCN; ``y[..., k:]``,
+      ``y[..., ::2]``): samples are passed on as soon as they are known to be kept;
+    - ``F.pad`` of time, streamed as the matching padding layer.
+
+    Anything else (time reversed, reduced or reshaped, shapes read from the signal) is refused
+    when the stream is built, naming the node and its line of source.
+
+    Args:
+        module: the module. Its parameters are shared, not copied.
+        edges: ``"pad"`` reproduces ``module(x)`` with every padding; ``"valid"`` ignores
+            padding, as torch-streamer 0.0.2 did. (Default: ``"pad"``)
+        graph: the traced graph of ``module``. (Default: traced here)
+
+    Raises:
+        NotStreamableError: for an operation that cannot be streamed, a submodule that cannot
+            (its path first, e.g. ``block.norm (GroupNorm): ...``), or a ``forward`` that
+            cannot be traced (then register a handler for the module).
+
+    Shape:
+        ``[B, C_in, T]`` or ``[C_in, T]`` in; out as ``module`` gives.
+
+    Example:
+        >>> import torch
+        >>> import torchstreamer as pts
+        >>> class Block(torch.nn.Module):
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.conv = torch.nn.Conv1d(2, 2, 3, padding=2)
+        ...     def forward(self, x):
+        ...         return x + torch.tanh(self.conv(x)[..., :-2])
+        >>> block = Block()
+        >>> stream = pts.Graph1dStream(block)
+        >>> x = torch.randn(2, 30)
+        >>> blocks = [stream(x[:, i : i + 4], final=i + 4 >= 30) for i in range(0, 30, 4)]
+        >>> torch.testing.assert_close(torch.cat(blocks, dim=-1), block(x))
+        >>> stream.lookahead  # the chomp makes the convolution causal
+        Fraction(0, 1)
+    """
+
+    def __init__(
+        self, module: nn.Module, *, edges: Edges = "pad", graph: Optional[fx.Graph] = None
+    ) -> None:
+        super().__init__()
+        check_edges(edges)
+        if graph is None:
+            try:
+                graph = trace(module)
+            except Exception as error:
+                raise NotStreamableError(
+                    f"{type(module).__name__}: torch.fx cannot trace its forward ({error}); "
+                    f"write a stream for it and register it with torchstreamer."
+                    f"register_streamer({type(module).__name__}, factory)"
+                ) from error
+        builder = _Builder(module, edges)
+        builder.build(graph)
+        self.ops: list[Op] = builder.ops
+        self.size = builder.size
+        self.output = builder.output
+        self.constants: Env = builder.constants
+        self.streams = nn.ModuleList([op.stream for op in builder.ops if isinstance(op, StreamOp)])
+        self.aligners = nn.ModuleList([op.aligner for op in builder.ops if isinstance(op, JoinOp)])
+        self.followers = builder.followers
+        self.graph_timing = builder.output_timing
+        self.in_channels = builder.in_channels
+        self.edges = edges
+        self.stream_name = f"Graph1dStream({type(module).__name__})"
+        self.module_hint = type(module).__name__
+
+    def follow(self, upstream: BaseStream) -> None:
+        """Tells the time slices taken of the input which stream feeds this one.
+
+        A slice that drops the last samples (a TCN's chomp after a padded convolution) holds
+        back only as many as the stream before it has not yet emitted.
+        """
+        for slice_stream in self.followers:
+            slice_stream.follow(upstream)
+
+    def step(self, x: Tensor, final: bool = False) -> Optional[Tensor]:
+        try:
+            return self._run(x, final)
+        except StreamError as error:
+            raise locate(error, self._children()) from error
+
+    def _run(self, x: Tensor, final: bool) -> Optional[Tensor]:
+        env = list(self.constants)
+        env[0] = x
+        for op in self.ops:
+            op.run(env, final)
+        y: Optional[Tensor] = env[self.output]
+        if y is None or y.size(-1) == 0:
+            return None
+        return y
+
+    def reset_state(self) -> None:
+        for op in self.ops:
+            op.restart()
+
+    def timing(self) -> Timing:
+        if self.graph_timing is None:
+            raise NotImplementedError(
+                f"{self.stream_name}: a stream inside does not report its timing"
+            )
+        return self.graph_timing
+
+    def _children(self) -> list[Child]:
+        return [(op.stream, op.name, op.kind) for op in self.ops if isinstance(op, StreamOp) and op.name]
+
+    def extra_repr(self) -> str:
+        return "edges='valid'" if self.edges == "valid" else ""
+
+
+def graph_stream(module: nn.Module, *, edges: Edges = "pad") -> Optional[BaseStream]:
+    """The registry's handler for modules without one of their own: a :class:`Graph1dStream`.
+
+    Declines (returns ``None``) for PyTorch's own layers and for modules ``torch.fx`` cannot
+    trace, leaving them to the element-wise fallback, which checks them by probing.
+    """
+    if type(module).__module__.startswith("torch."):
+        return None
+    try:
+        graph = trace(module)
+    except Exception:
+        return None
+    return Graph1dStream(module, edges=edges, graph=graph)
+
+
+class _Tracer(fx.Tracer):
+    """Traces into the modules that have no handler; keeps the others as calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.record_stack_traces = True
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        return _has_handler(type(m)) or super().is_leaf_module(m, module_qualified_name)
+
+
+def trace(module: nn.Module) -> fx.Graph:
+    """The ``torch.fx`` graph of ``module.forward`` on one signal.
+
+    Further arguments of ``forward`` are fixed at their defaults; modules with a handler in
+    the registry are kept as calls, so their handlers stream them.
+
+    Raises:
+        TypeError: if ``forward`` needs more than one argument.
+        Exception: whatever ``torch.fx`` raises on code it cannot trace.
+    """
+    parameters = list(inspect.signature(module.forward).parameters.values())
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    if not parameters or parameters[0].kind not in positional:
+        raise TypeError(f"{type(module).__name__}.forward takes no signal argument")
+    fixed = {}
+    for parameter in parameters[1:]:
+        if parameter.default is inspect.Parameter.empty:
+            raise TypeError(f"{type(module).__name__}.forward needs a {parameter.name!r} too")
+        fixed[parameter.name] = parameter.default
+    return _Tracer().trace(module, concrete_args=fixed or None)
+
+
+def _has_handler(cls: type) -> bool:
+    """Whether the registry has a handler for ``cls`` more specific than ``nn.Module``."""
+    from torchstreamer.core import registry
+
+    registry._discover()
+    with registry._lock:
+        return any(
+            c in registry._user or c in registry._installed
+            for c in cls.__mro__
+            if c is not nn.Module and c is not object
+        )
+
+
+_TORCH_DIR = os.path.dirname(torch.__file__)
+
+
+class _Builder:
+    """Turns a traced graph into the operations of a :class:`Graph1dStream`."""
+
+    def __init__(self, root: nn.Module, edges: Edges) -> None:
+        self.root = root
+        self.edges = edges
+        self.owner = type(root).__name__
+        self.slots: dict[fx.Node, int] = {}
+        self.constants: Env = []
+        # the values of every constant and parameter node now, to check shapes
+        self.preview: Env = []
+        self.recomputed: set[fx.Node] = set()
+        self.ops: list[Op] = []
+        # signal values: their timing (None when unknown) and the stream they come from
+        self.timings: dict[fx.Node, Optional[Timing]] = {}
+        self.producers: dict[fx.Node, Any] = {}
+        self.tuples: set[fx.Node] = set()
+        # streams that slice the input: they follow whatever stream feeds this graph
+        self.followers: list[Any] = []
+        self.in_channels = -1
+        self.output = 0
+        self.output_timing: Optional[Timing] = None
+        self.size = 0
+
+    def build(self, graph: fx.Graph) -> None:
+        signal = None
+        for node in graph.nodes:
+            slot = len(self.constants)
+            self.slots[node] = slot
+            self.constants.append(None)
+            self.preview.append(None)
+            if node.op == "placeholder":
+                if signal is None:
+                    signal = node
+                    self.timings[node] = Timing.identity()
+                    self.producers[node] = "input"
+                else:
+                    self.constants[slot] = node.args[0] if node.args else None
+                    self.preview[slot] = self.constants[slot]
+            elif node.op == "output":
+                self._output(node)
+            elif node.op == "get_attr":
+                assert isinstance(node.target, str)
+                owner, _, name = node.target.rpartition(".")
+                attribute = Attribute(self.root.get_submodule(owner), name)
+                self.ops.append(StaticOp(slot, Call(attribute, (), {})))
+                self.preview[slot] = attribute()
+                self.recomputed.add(node)
+            elif not any(n in self.timings for n in node.all_input_nodes):
+                self._static(node, slot)
+            else:
+                self._signal(node, slot)
+        self.size = len(self.constants)
+
+    # -- nodes that do not depend on the signal
+
+    def _static(self, node: fx.Node, slot: int) -> None:
+        call = self._call(node, self._function(node), node.args, node.kwargs, [])
+        with torch.no_grad():
+            value = call(self.preview, ())
+        self.preview[slot] = value
+        if node.op == "call_module" or any(n in self.recomputed for n in node.all_input_nodes):
+            # depends on parameters: recomputed on each block, as weights may change
+            self.ops.append(StaticOp(slot, call))
+            self.recomputed.add(node)
+        else:
+            self.constants[slot] = value
+
+    # -- nodes of the signal
+
+    def _signal(self, node: fx.Node, slot: int) -> None:
+        if node.op == "call_module":
+            self._module(node, slot)
+            return
+        target: Any = node.target
+        args, kwargs = node.args, dict(node.kwargs)
+        twin = inplace_twin(node.op, target)
+        if twin is not None or kwargs.get("inplace") is True:
+            self._check_inplace(node)
+            target = twin if twin is not None else target
+            if "inplace" in kwargs:
+                kwargs["inplace"] = False
+        if target is operator.getitem:
+            self._getitem(node, slot)
+        elif target is F.pad:
+            self._pad(node, slot)
+        elif is_pointwise(node.op, target):
+            self._elementwise(node, slot, target, args, kwargs)
+        elif channel_rule(node.op, target) is not None:
+            self._along_channels(node, slot, target, args, kwargs)
+        else:
+            self._refuse(node, "it is not an element-wise operation or one along channels")
+
+    def _check_inplace(self, node: fx.Node) -> None:
+        changed = node.args[0]
+        if isinstance(changed, fx.Node) and len(changed.users) > 1:
+            self._refuse(
+                node,
+                "it changes a value in place that other operations also read; "
+                "use the out-of-place form",
+            )
+
+    def _module(self, node: fx.Node, slot: int) -> None:
+        assert isinstance(node.target, str)
+        module = self.root.get_submodule(node.target)
+        source = node.args[0] if len(node.args) == 1 and not node.kwargs else None
+        if not isinstance(source, fx.Node) or source not in self.timings or source in self.tuples:
+            self._refuse(node, "the module is called with more than one signal argument")
+        assert isinstance(source, fx.Node)
+        stream = build_child(
+            node.target, module, lambda: create_stream(module, edges=self.edges)
+        )
+        if source.op == "placeholder" and stream.in_channels >= 0:
+            self.in_channels = stream.in_channels
+        self._add_stream(node, slot, source, stream, node.target, type(module).__name__)
+
+    def _add_stream(
+        self,
+        node: fx.Node,
+        slot: int,
+        source: fx.Node,
+        stream: BaseStream,
+        name: str,
+        kind: str,
+        *,
+        read: Optional[int] = None,
+    ) -> None:
+        """Adds a stream fed ``source`` (or the value in slot ``read``, derived from it)."""
+        follow = getattr(stream, "follow", None)
+        producer = self.producers[source]
+        if follow is not None and producer == "input":
+            self.followers.append(stream)
+        elif follow is not None and isinstance(producer, BaseStream):
+            follow(producer)
+        read = self.slots[source] if read is None else read
+        self.ops.append(StreamOp(slot, read, stream, name, kind))
+        self.timings[node] = _then(self.timings[source], stream)
+        self.producers[node] = stream
+
+    def _getitem(self, node: fx.Node, slot: int) -> None:
+        source, index = node.args
+        assert isinstance(source, fx.Node)
+        if source in self.tuples:
+            if not isinstance(index, int):
+                self._refuse(node, "it indexes a split signal with a non-constant index")
+            self._map(node, slot, source, Call(operator.getitem, (Piece(0), index), {}))
+            return
+        if _has_nodes(index):
+            self._refuse(node, "its index is computed from the signal; use constant indices")
+        parts = split_time_index(index)
+        if parts is None:
+            self._refuse(node, "the index changes the rank or indexes time by a non-slice")
+        assert parts is not None
+        head, time = parts
+        if is_full(time):
+            self._map(node, slot, source, Call(operator.getitem, (Piece(0), head), {}))
+            return
+        if not is_full(head[1]):
+            # channels first, into a value of its own, then time
+            channels = len(self.constants)
+            self.constants.append(None)
+            self.preview.append(None)
+            call = Call(operator.getitem, (Piece(0), head), {})
+            self.ops.append(MapOp(channels, self.slots[source], call))
+        else:
+            channels = self.slots[source]
+        try:
+            stream = TimeSlice1dStream(time.start, time.stop, time.step)
+        except NotStreamableError as error:
+            self._refuse(node, error.reason)
+        self._add_stream(node, slot, source, stream, "", "slice", read=channels)
+
+    def _pad(self, node: fx.Node, slot: int) -> None:
+        bound = inspect.signature(F.pad).bind(*node.args, **node.kwargs)
+        bound.apply_defaults()
+        source, pad = bound.arguments["input"], bound.arguments["pad"]
+        mode, value = bound.arguments["mode"], bound.arguments["value"]
+        if _has_nodes(pad) or _has_nodes(value) or not isinstance(source, fx.Node):
+            self._refuse(node, "its padding is computed from the signal")
+        pad = tuple(pad)
+        if len(pad) % 2 or any(pad[2:]):
+            self._refuse(node, "it pads other dimensions than time")
+        left, right = pad[0], pad[1]
+        layers: dict[str, nn.Module] = {
+            "constant": nn.ConstantPad1d((left, right), 0.0 if value is None else value),
+            "reflect": nn.ReflectionPad1d((left, right)),
+            "replicate": nn.ReplicationPad1d((left, right)),
+            "circular": nn.CircularPad1d((left, right)),
+        }
+        if mode not in layers:
+            self._refuse(node, f"padding mode {mode!r} is not one of {sorted(layers)}")
+        layer = layers[mode]
+        try:
+            stream = create_stream(layer, edges=self.edges)
+        except StreamError as error:
+            self._refuse(node, error.reason)
+        self._add_stream(node, slot, source, stream, "", f"F.pad {mode}")
+
+    def _elementwise(
+        self, node: fx.Node, slot: int, target: Any, args: Any, kwargs: dict[str, Any]
+    ) -> None:
+        if target not in PER_CHANNEL_OPERANDS:
+            for operand in node.all_input_nodes:
+                if operand not in self.timings and time_extent(self.preview[self.slots[operand]]) > 1:
+                    self._refuse(
+                        node,
+                        f"it broadcasts {operand.name} along time; only constants of time "
+                        "length 1 can be combined with the signal",
+                    )
+        self._combine(node, slot, target, args, kwargs)
+
+    def _along_channels(
+        self, node: fx.Node, slot: int, target: Any, args: Any, kwargs: dict[str, Any]
+    ) -> None:
+        rule = channel_rule(node.op, target)
+        assert rule is not None
+        dim, keepdim = rule_dims(rule, args, kwargs)
+        dims = dim if isinstance(dim, (tuple, list)) else (dim,)
+        if not all(d in (1, -2) for d in dims):
+            self._refuse(node, f"it works along dimension {dim}, not along channels (1 or -2)")
+        if keepdim is not True:
+            self._refuse(node, "it drops the channel dimension; pass keepdim=True")
+        if target in (torch.cat, torch.concat, torch.concatenate):
+            if any(n not in self.timings for n in node.all_input_nodes):
+                self._refuse(node, "it concatenates the signal with a constant")
+        if rule.splits:
+            self.tuples.add(node)
+        self._combine(node, slot, target, args, kwargs)
+
+    def _combine(
+        self, node: fx.Node, slot: int, target: Any, args: Any, kwargs: dict[str, Any]
+    ) -> None:
+        signals = [n for n in node.all_input_nodes if n in self.timings]
+        if any(n in self.tuples for n in signals):
+            self._refuse(node, "it takes a split signal as a whole")
+        fn = Method(target) if node.op == "call_method" else target
+        call = self._call(node, fn, args, kwargs, signals)
+        if len(signals) == 1:
+            self._map(node, slot, signals[0], call)
+            return
+        timings = [self.timings[n] for n in signals]
+        known = [t for t in timings if t is not None]
+        if len({t.rate for t in known}) > 1:
+            shown = ", ".join(f"{n.name} at rate {t.rate}" for n, t in zip(signals, known))
+            self._refuse(node, f"it combines signals at different sample rates ({shown})")
+        aligner = PathAligner(len(signals), strict=f"node {node.name} ({_what(node)})")
+        self.ops.append(JoinOp(slot, [self.slots[n] for n in signals], call, aligner))
+        self.timings[node] = Timing.parallel(known) if len(known) == len(timings) else None
+        self.producers[node] = None
+
+    def _map(self, node: fx.Node, slot: int, source: fx.Node, call: Call) -> None:
+        self.ops.append(MapOp(slot, self.slots[source], call))
+        self.timings[node] = self.timings[source]
+        self.producers[node] = self.producers[source]
+
+    def _output(self, node: fx.Node) -> None:
+        result = node.args[0]
+        if not isinstance(result, fx.Node) or result not in self.timings or result in self.tuples:
+            raise NotStreamableError(
+                f"{self.owner}: forward must return one tensor computed from its input; "
+                f"write a stream for it and register it with "
+                f"torchstreamer.register_streamer({self.owner}, factory)"
+            )
+        self.output = self.slots[result]
+        self.output_timing = self.timings[result]
+
+    # -- helpers
+
+    def _function(self, node: fx.Node) -> Any:
+        if node.op == "call_method":
+            return Method(str(node.target))
+        if node.op == "call_module":
+            assert isinstance(node.target, str)
+            return self.root.get_submodule(node.target)
+        return node.target
+
+    def _call(
+        self, node: fx.Node, fn: Any, args: Any, kwargs: dict[str, Any], signals: list[fx.Node]
+    ) -> Call:
+        positions = {n: k for k, n in enumerate(signals)}
+
+        def mark(n: fx.Node) -> Any:
+            return Piece(positions[n]) if n in positions else Slot(self.slots[n])
+
+        return Call(fn, fx.node.map_arg(args, mark), fx.node.map_arg(kwargs, mark))
+
+    def _refuse(self, node: fx.Node, reason: str) -> NoReturn:
+        raise NotStreamableError(
+            f"{self.owner}: cannot stream node {node.name} ({_what(node)}){_source(node)}: "
+            f"{reason}. Write a stream for {self.owner} and register it with "
+            f"torchstreamer.register_streamer({self.owner}, factory)"
+        )
+
+
+def _then(before: Optional[Timing], stream: BaseStream) -> Optional[Timing]:
+    if before is None:
+        return None
+    try:
+        return before.then(stream.timing())
+    except NotImplementedError:
+        return None
+
+
+def _has_nodes(value: Any) -> bool:
+    found: list[fx.Node] = []
+    fx.node.map_arg(value, found.append)
+    return bool(found)
+
+
+def _what(node: fx.Node) -> str:
+    if node.op == "call_method":
+        return f".{node.target}()"
+    if node.op == "call_module":
+        return f"self.{node.target}"
+    name = getattr(node.target, "__name__", None) or repr(node.target)
+    module = getattr(node.target, "__module__", None)
+    return f"{module}.{name}" if module and module not in ("_operator", "builtins") else name
+
+
+def _source(node: fx.Node) -> str:
+    """`` at file.py:12: `code` `` from the node's stack trace, the innermost frame of user code."""
+    lines = (node.stack_trace or "").strip().splitlines()
+    found = ""
+    for at, line in enumerate(lines):
+        line = line.strip()
+        if not line.startswith('File "'):
+            continue
+        path = line[len('File "') :].split('"', 1)[0]
+        if path.startswith(_TORCH_DIR):
+            continue
+        number = line.split(", line ", 1)[-1].split(",", 1)[0]
+        code = lines[at + 1].strip() if at + 1 < len(lines) else ""
+        found = f" at {os.path.basename(path)}:{number}" + (f": `{code}`" if code else "")
+    return found

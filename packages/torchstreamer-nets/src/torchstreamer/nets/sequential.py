@@ -1,0 +1,173 @@
+"""The stream of ``nn.Sequential``."""
+
+from typing import List, Optional
+
+import torch
+from torch import Tensor, nn
+
+from torchstreamer.core import BaseStream, Edges, StreamError, Timing, check_edges, create_stream
+
+from ._channels import keeps_channels, legacy_stream, stateless
+from ._located import Child, build_child, locate
+
+__all__ = ["Sequential1dStream"]
+
+# how a stage is flushed on final=True when the stage before it returned nothing
+_RESET = -1  # nothing to flush (stateless, or a stream that cannot take an empty block)
+_RECORDED = -2  # an empty block with the channels the stage before last emitted
+
+
+class Sequential1dStream(BaseStream):
+    """Streams an ``nn.Sequential`` exactly: one stream per child, each fed the last one's output.
+
+    Each child is streamed through the registry (:func:`torchstreamer.create_stream`), so nested
+    ``Sequential`` modules, residual blocks and your own registered handlers all work inside.
+    Each block passes through the stages as far as outputs are ready; a stage that has nothing
+    yet ends the call (returning ``None``). ``final=True`` reaches every stage, even past stages
+    that have nothing more to give, so that each flushes its own tail (the last outputs of a
+    transposed convolution after a strided convolution, say).
+
+    An empty ``Sequential`` is the identity, as ``nn.Sequential()`` is offline: each non-empty
+    block is returned as it is.
+
+    Args:
+        module: the network. Its children's parameters are shared, not copied.
+        edges: ``"pad"`` reproduces ``module(x)`` with every layer's padding; ``"valid"``
+            ignores padding, as torch-streamer 0.0.2 did. (Default: ``"pad"``)
+
+    Raises:
+        NotStreamableError: if a child cannot be streamed; the message starts with the child's
+            path in the network, e.g. ``3.net.1 (GroupNorm): ...``.
+        StreamError: if ``module`` is not an ``nn.Sequential``.
+
+    Shape:
+        ``[B, C_in, T]`` or ``[C_in, T]`` in; out as the network's last layer gives.
+
+    Example:
+        >>> import torch
+        >>> import torchstreamer as pts
+        >>> net = torch.nn.Sequential(
+        ...     torch.nn.Conv1d(1, 8, 5, padding=2), torch.nn.Conv1d(8, 1, 3, padding=1)
+        ... ).eval()
+        >>> stream = pts.Sequential1dStream(net)
+        >>> x = torch.randn(1, 50)
+        >>> blocks = [stream(x[:, i : i + 8], final=i + 8 >= 50) for i in range(0, 50, 8)]
+        >>> torch.testing.assert_close(torch.cat(blocks, dim=-1), net(x))
+        >>> stream.lookahead
+        Fraction(3, 1)
+    """
+
+    flush: List[int]
+    record: List[bool]
+    channels: List[int]
+
+    def __init__(self, module: nn.Sequential, *, edges: Edges = "pad") -> None:
+        super().__init__()
+        check_edges(edges)
+        if not isinstance(module, nn.Sequential):
+            raise StreamError(
+                f"Sequential1dStream: expected an nn.Sequential, got {type(module).__name__}"
+            )
+        names: List[str] = []
+        kinds: List[str] = []
+        stages: List[BaseStream] = []
+        for name, child in module.named_children():
+            stages.append(build_child(name, child, lambda c=child: create_stream(c, edges=edges)))
+            names.append(name)
+            kinds.append(type(child).__name__)
+        for before, stage in zip(stages, stages[1:]):
+            follow = getattr(stage, "follow", None)
+            if follow is not None:
+                # a time slice after a padded layer holds back only what that layer has not given
+                follow(before)
+        self.stages = nn.ModuleList(stages)
+        self.names = names
+        self.kinds = kinds
+        self.edges = edges
+        self.in_channels = _leading_channels(stages)
+        self.module_hint = stages[0].module_hint if stages else ""
+        self.flush = [_flush_rule(stage) for stage in stages]
+        # a stage's output channels are recorded only where the next one may need them
+        self.record = [k + 1 < len(stages) and self.flush[k + 1] == _RECORDED for k in range(len(stages))]
+        self.channels = [-1] * len(stages)
+
+    def step(self, x: Tensor, final: bool = False) -> Optional[Tensor]:
+        if torch.jit.is_scripting():
+            return self._step(x, final)
+        return self._step_located(x, final)
+
+    @torch.jit.unused
+    def _step_located(self, x: Tensor, final: bool) -> Optional[Tensor]:
+        # TorchScript has no try; in eager mode a child's error gets the child's path
+        try:
+            return self._step(x, final)
+        except StreamError as error:
+            raise locate(error, self._children()) from error
+
+    def _step(self, x: Tensor, final: bool) -> Optional[Tensor]:
+        if final:
+            return self._finish(x)
+        y = x
+        for k, stage in enumerate(self.stages):
+            out = stage.step(y, False)
+            if out is None:
+                return None
+            if self.record[k]:
+                self.channels[k] = out.size(1)
+            y = out
+        return y if y.size(-1) > 0 else None
+
+    def _finish(self, x: Tensor) -> Optional[Tensor]:
+        y: Optional[Tensor] = x
+        for k, stage in enumerate(self.stages):
+            if y is None:
+                rule = self.flush[k]
+                if rule == _RECORDED:
+                    rule = self.channels[k - 1]
+                if rule < 0:
+                    stage.reset()
+                    continue
+                y = x.new_empty((x.size(0), rule, 0))
+            y = stage.step(y, True)
+        self._reset_own()
+        if y is None or y.size(-1) == 0:
+            return None
+        return y
+
+    def reset_state(self) -> None:
+        for stage in self.stages:
+            stage.reset_state()
+        self._reset_own()
+
+    def _reset_own(self) -> None:
+        for k in range(len(self.channels)):
+            self.channels[k] = -1
+
+    @torch.jit.unused
+    def timing(self) -> Timing:
+        return Timing.chain([stage.timing() for stage in self.stages])
+
+    @torch.jit.unused
+    def _children(self) -> List[Child]:
+        return list(zip(self.stages, self.names, self.kinds))
+
+    def extra_repr(self) -> str:
+        return "edges='valid'" if self.edges == "valid" else ""
+
+
+def _leading_channels(stages: List[BaseStream]) -> int:
+    """The input channels of the first stage that declares them, past channel-keeping ones."""
+    for stage in stages:
+        if stage.in_channels >= 0:
+            return stage.in_channels
+        if not keeps_channels(stage):
+            return -1
+    return -1
+
+
+def _flush_rule(stage: BaseStream) -> int:
+    if stage.in_channels >= 0:
+        return stage.in_channels
+    if legacy_stream(stage) or stateless(stage):
+        return _RESET
+    return _RECORDED
