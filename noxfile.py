@@ -8,7 +8,7 @@ Sessions (``uvx nox -l`` lists them):
 
 - ``lint``: ``ruff format --check`` and ``ruff check`` over the repository.
 - ``typecheck``: ``mypy --strict`` over every member's ``src`` (settings in ``pyproject.toml``),
-  then over the noxfile and the benchmarks.
+  then over the noxfile and the root conftest.py.
 - ``tests-cpu(newest)``, ``tests-cpu(lowest)``: every member's tests, the docstring examples of
   every module, and the Python examples of ``README.md``, ``docs/`` and the members' READMEs, on
   the newest torch and on the lowest torch the members declare (``torch>=2.5``: ``torch==2.5.*``).
@@ -39,6 +39,7 @@ variable ``TORCHSTREAMER_TEST_DEVICE`` (``cpu`` or ``cuda``) selects the device.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
@@ -68,6 +69,10 @@ META = "torch-streamer"
 DEVICE_VARIABLE = "TORCHSTREAMER_TEST_DEVICE"
 BASELINE_VARIABLE = "TORCHSTREAMER_BASELINE_PATH"
 BASELINE = "torch-streamer==0.0.2"
+# One intra-op thread in the test sessions unless told otherwise: streams mostly run small
+# blocks, where a second thread does not help, and on a busy machine two threads on two cores
+# run many times slower.
+TEST_ENV = {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
 
 
 def _project(distribution: str) -> dict[str, object]:
@@ -113,9 +118,12 @@ def _editable_members() -> list[str]:
 
 
 def _build_wheels(session: nox.Session, distributions: list[str], out_dir: Path) -> list[Path]:
-    """Builds fresh wheels (uv caches no build of a workspace member) into ``out_dir``."""
-    packages = [arg for name in distributions for arg in ("--package", name)]
-    session.run("uv", "build", "--wheel", "--quiet", "--out-dir", str(out_dir), *packages)
+    """Builds wheels of the distributions into ``out_dir``, afresh: installing from a source
+    folder instead could reuse a cached build older than the sources."""
+    for name in distributions:
+        session.run(
+            "uv", "build", "--wheel", "--quiet", "--out-dir", str(out_dir), "--package", name
+        )
     wheels = sorted(out_dir.glob("*.whl"))
     if len(wheels) != len(distributions):
         session.error(f"expected {len(distributions)} wheels in {out_dir}, found {wheels}")
@@ -154,7 +162,7 @@ def typecheck(session: nox.Session) -> None:
     sources = [str(PACKAGES / name / "src") for name in MEMBERS.values()]
     session.run("mypy", *sources, *session.posargs)
     # the tooling runs on Python 3.11 (tomllib), the members on 3.10 and later
-    session.run("mypy", "--python-version", PYTHON, "noxfile.py", "conftest.py", "benchmarks")
+    session.run("mypy", "--python-version", PYTHON, "noxfile.py", "conftest.py")
 
 
 def _tests(session: nox.Session, device: str, torch: str) -> None:
@@ -173,6 +181,7 @@ def _tests(session: nox.Session, device: str, torch: str) -> None:
         "--markdown-docs",
         f"--device={device}",
         *session.posargs,
+        env=TEST_ENV,
     )
 
 
@@ -242,6 +251,7 @@ def isolated(session: nox.Session, member: str) -> None:
                 "-p",
                 "no:cacheprovider",
                 *session.posargs,
+                env=TEST_ENV,
             )
 
 

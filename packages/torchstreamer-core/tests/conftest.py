@@ -30,7 +30,8 @@ class FirStream(BaseStream):
 
     def __init__(self, module: nn.Conv1d) -> None:
         super().__init__()
-        assert module.padding == (0,) and module.stride == (1,) and module.dilation == (1,)
+        if (module.padding, module.stride, module.dilation) != ((0,), (1,), (1,)):
+            raise ValueError("FirStream takes an unpadded convolution of stride and dilation 1")
         self.module = module
         self.buffer = TimeBuffer()
         self.span = module.kernel_size[0]
@@ -80,7 +81,7 @@ def fir_stream() -> type[FirStream]:
 
 
 @pytest.fixture
-def registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
+def registry(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     """The registry module, emptied for one test and restored afterwards.
 
     Installed distributions are marked as already discovered, so only the handlers a test adds
@@ -91,7 +92,7 @@ def registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
     monkeypatch.setattr(module, "_user", {})
     monkeypatch.setattr(module, "_installed", {})
     monkeypatch.setattr(module, "_discovered", True)
-    yield module
+    return module
 
 
 @pytest.fixture
@@ -100,4 +101,3 @@ def no_script_warning() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=FutureWarning)
         yield
-

@@ -1,12 +1,14 @@
-"""describe(): the per-stream table of timing figures."""
+"""describe(): the per-stream table of timing figures; buffered_samples()."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
+import torch
 from torch import Tensor, nn
 
 from torchstreamer.core import BaseStream, Timing, describe
+from torchstreamer.core.describe import buffered_samples
 
 
 class Strided(BaseStream):
@@ -28,10 +30,19 @@ class Chain(BaseStream):
         self.stages = nn.ModuleList(stages)
 
     def step(self, x: Tensor, final: bool = False) -> Tensor | None:
-        return None
+        y: Tensor | None = x
+        for stage in self.stages:
+            if y is None:
+                break
+            y = cast(BaseStream, stage).step(y, final)
+        return y
+
+    def reset_state(self) -> None:
+        for stage in self.stages:
+            cast(BaseStream, stage).reset_state()
 
     def timing(self) -> Timing:
-        return Timing.chain([stage.timing() for stage in self.stages])
+        return Timing.chain([cast(BaseStream, stage).timing() for stage in self.stages])
 
 
 def test_a_single_stream(fir_stream: Any) -> None:
@@ -67,3 +78,20 @@ def test_modules_that_are_not_streams_are_left_out(fir_stream: Any) -> None:
     # FirStream holds an nn.Conv1d and a TimeBuffer: neither is a row
     table = describe(Chain(fir_stream(nn.Conv1d(1, 1, 2))))
     assert [row.split()[0] for row in table.splitlines()] == ["path", ".", "stages.0"]
+
+
+def test_buffered_samples_add_up_over_the_network(fir_stream: Any) -> None:
+    chain = Chain(fir_stream(nn.Conv1d(1, 1, 4)), fir_stream(nn.Conv1d(1, 1, 3)))
+    assert buffered_samples(chain) == 0
+    with torch.no_grad():
+        chain(torch.randn(1, 10))
+    # the first holds its last 3 inputs, the second the last 2 of the 7 it was given
+    assert buffered_samples(chain) == 5
+    assert describe(chain, buffered=True) == (
+        "path      stream     receptive_field  rate  lookahead  buffered\n"
+        ".         Chain      6                1     5          5\n"
+        "stages.0  FirStream  4                1     3          3\n"
+        "stages.1  FirStream  3                1     2          2"
+    )
+    chain.reset()
+    assert buffered_samples(chain) == 0

@@ -60,9 +60,15 @@ def average(padding: int = 0) -> nn.AvgPool1d:
 
 
 class TestCorrectStreams:
-    @pytest.mark.parametrize("padding", [0, 1])
-    @pytest.mark.parametrize("shape", [(2, 23), (3, 2, 23)])
-    @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+    @pytest.mark.parametrize(
+        ("padding", "shape", "dtype"),
+        [
+            (0, (2, 23), torch.float32),
+            (1, (3, 2, 23), torch.float32),
+            (1, (2, 23), torch.float64),
+            (0, (3, 2, 23), torch.float64),
+        ],
+    )
     def test_a_correct_stream_passes(
         self, padding: int, shape: tuple[int, ...], dtype: torch.dtype
     ) -> None:
@@ -233,8 +239,9 @@ def test_a_late_stream_passes_exactness_but_not_latency() -> None:
     x = torch.randn(1, 16)
     assert_streams_exactly(average(), x, stream=EmitsLate())
     with pytest.raises(
-        AssertionError, match=r"after 3 input samples the stream had emitted 0 outputs, but the "
-        r"input determines exactly 1"
+        AssertionError,
+        match=r"after 3 input samples the stream had emitted 0 outputs, but the "
+        r"input determines exactly 1",
     ):
         assert_minimal_latency(average(), x, stream=EmitsLate())
 
@@ -242,8 +249,9 @@ def test_a_late_stream_passes_exactness_but_not_latency() -> None:
 def test_an_early_stream_fails_latency() -> None:
     x = torch.randn(1, 16)
     with pytest.raises(
-        AssertionError, match=r"after 2 input samples the stream had emitted 1 outputs, but the "
-        r"input determines exactly 0"
+        AssertionError,
+        match=r"after 2 input samples the stream had emitted 1 outputs, but the "
+        r"input determines exactly 0",
     ):
         assert_minimal_latency(average(), x, stream=EmitsEarly())
     with pytest.raises(AssertionError):
@@ -284,7 +292,15 @@ def test_stream_blocks_marks_only_the_last_call_final() -> None:
     stream_blocks(Recorder(), x, [2, 0, 4])
     stream_blocks(Recorder(), x, [2, 4], final_empty=True)
     stream_blocks(Recorder(), x[..., :0], [])
-    assert calls == [(2, False), (0, False), (4, True), (2, False), (4, False), (0, True), (0, True)]
+    assert calls == [
+        (2, False),
+        (0, False),
+        (4, True),
+        (2, False),
+        (4, False),
+        (0, True),
+        (0, True),
+    ]
 
 
 def test_tolerance_by_dtype() -> None:

@@ -61,6 +61,10 @@ _PUBLIC: dict[str, tuple[str, str]] = {
         ),
         ("torchstreamer.nets", "torchstreamer-nets"),
     ),
+    **dict.fromkeys(
+        ("Resample", "ResampleStream"),
+        ("torchstreamer.contrib", "torchstreamer-contrib"),
+    ),
 }
 
 
@@ -100,15 +104,15 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from torchstreamer.core import (
-        BaseStream,
-        Handler,
-        NotStreamableError,
-        StreamError,
-        TimeBuffer,
-        Timing,
-        create_stream,
-        describe,
-        register_streamer,
-        unregister_streamer,
-    )
+    # "X as X": the names are re-exported for type checkers (implicit re-exports are off in
+    # strict mode, and __all__ above is computed, so they cannot read it)
+    from torchstreamer.core import BaseStream as BaseStream
+    from torchstreamer.core import Handler as Handler
+    from torchstreamer.core import NotStreamableError as NotStreamableError
+    from torchstreamer.core import StreamError as StreamError
+    from torchstreamer.core import TimeBuffer as TimeBuffer
+    from torchstreamer.core import Timing as Timing
+    from torchstreamer.core import create_stream as create_stream
+    from torchstreamer.core import describe as describe
+    from torchstreamer.core import register_streamer as register_streamer
+    from torchstreamer.core import unregister_streamer as unregister_streamer

@@ -195,24 +195,28 @@ def _discover() -> None:
     if _discovered:
         return
     with _lock:
-        if _discovered:
-            return
-        for point in entry_points(group=ENTRY_POINT_GROUP):
-            origin = f"entry point {point.name!r}"
-            try:
-                # checked in full before any is added: a bad list adds nothing
-                handlers = [_checked(handler, origin=origin) for handler in point.load()()]
-            except Exception as error:  # a broken plug-in must not break the others
-                warnings.warn(
-                    f"torchstreamer: could not load the stream handlers of entry point "
-                    f"{point.name!r} ({point.value}): {error!r}",
-                    RuntimeWarning,
-                    stacklevel=3,
-                )
-                continue
-            for handler, entry in handlers:
-                _insert(handler, entry)
-        _discovered = True
+        # another thread may have finished while this one waited for the lock
+        if not _discovered:
+            _load_entry_points()
+            _discovered = True
+
+
+def _load_entry_points() -> None:
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        origin = f"entry point {point.name!r}"
+        try:
+            # checked in full before any is added: a bad list adds nothing
+            handlers = [_checked(handler, origin=origin) for handler in point.load()()]
+        except Exception as error:  # a broken plug-in must not break the others
+            warnings.warn(
+                f"torchstreamer: could not load the stream handlers of entry point "
+                f"{point.name!r} ({point.value}): {error!r}",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+            continue
+        for handler, entry in handlers:
+            _insert(handler, entry)
 
 
 def _checked(handler: object, *, origin: str) -> tuple[Handler, _Entry]:

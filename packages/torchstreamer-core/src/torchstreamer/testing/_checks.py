@@ -192,7 +192,7 @@ def _check_outputs(
             f"the stream returned nothing; module(x) has {expected.shape[-1]} samples ({where})"
         )
     result = torch.cat(got, dim=-1)
-    for index, (y, copy) in enumerate(zip(outputs, copies)):
+    for index, (y, copy) in enumerate(zip(outputs, copies, strict=True)):
         if y is not None and copy is not None and not torch.equal(y, copy):
             raise AssertionError(
                 f"the output of call {index} changed after it was returned: it shares memory "
@@ -228,7 +228,8 @@ def _first_difference(got: Tensor, want: Tensor, atol: float, rtol: float, where
     sample = first[-1]
     index = tuple(first)
     axes = ", ".join(
-        f"{name} {value}" for name, value in zip(("batch", "channel")[-(len(index) - 1) :], index)
+        f"{name} {value}"
+        for name, value in zip(("batch", "channel")[-(len(index) - 1) :], index, strict=False)
     )
     raise AssertionError(
         f"stream output differs from module(x) first at sample {sample} "

@@ -1,6 +1,6 @@
 """The stream of ``nn.ConvTranspose1d``."""
 
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 import torch.nn.functional as F
@@ -57,8 +57,6 @@ class ConvTranspose1dStream(BaseStream):
         (Fraction(2, 1), 2, Fraction(1, 2))
     """
 
-    acc: Tensor
-
     def __init__(self, module: nn.ConvTranspose1d, *, edges: Edges = "pad") -> None:
         if not isinstance(module, nn.ConvTranspose1d):
             raise NotStreamableError(
@@ -80,54 +78,89 @@ class ConvTranspose1dStream(BaseStream):
         self.module_hint = repr(module)
         self.reparametrized = is_reparametrized(module)
         self.weights = WeightCache(module)
+        # one input, one matrix product: faster than the convolution kernels on tiny inputs
+        self.single_product = self.groups == 1 and self.dilation == 1
         # sums of the taps (no bias) that inputs so far added to outputs not yet emitted, from
-        # the output at full-convolution index `emitted` on; allocated once, reused per block
-        self.register_buffer("acc", torch.empty(0), persistent=False)
+        # the output at full-convolution index `emitted` on; allocated once, reused per block.
+        # A plain attribute, not a buffer (read on every block); _apply moves it like a buffer
+        self.acc = torch.empty(0)
         self.held = 0
         self.received = 0
         self.emitted = self.padding
+        # the shortest signal the module accepts: its output must be at least one sample long
+        needed = 2 * self.padding - self.span - self.output_padding + 1
+        self.shortest = max(1, 1 - (-needed // self.stride))
 
     def step(self, x: Tensor, final: bool = False) -> Optional[Tensor]:
         n = x.size(-1)
-        if n == 0 and not final:
+        if n == 0 and not final and self.received > 0:
             return None
         stride = self.stride
         start = self.received * stride
         received = self.received + n
-        self.received = received
-        if received == 0:
+        if final and received == 0:
             self.reset_state()
             return None
-        # full-convolution index one past the last output the input so far implies exists
-        exists = (received - 1) * stride + self.span + self.output_padding - self.padding
-        ready = exists if final else min(received * stride, exists)
         emitted = self.emitted
+        if final:
+            ready = self._last_output(received)
+        else:
+            ready = self._determined(received, emitted)
         ready = max(ready, emitted)
         end = start + (n - 1) * stride + self.span
-        held = self.held
         y: Optional[Tensor] = None
-        if n > 0:
+        if n == 1 and self.single_product:
+            weight = self.current_weight()
+            y = torch.mm(x[:, :, 0], weight.reshape(weight.size(0), -1))
+            y = y.view(x.size(0), -1, self.kernel_size)
+        elif n > 0:
             y = F.conv_transpose1d(
                 x, self.current_weight(), None, stride, 0, 0, self.groups, self.dilation
             )
         if y is not None and start <= emitted and ready <= end:
             # the steady state: the held sums lie inside this block's result
             offset = emitted - start
+            held = self.held
             if held > 0:
                 y[..., offset : offset + held] += self.acc[..., :held]
             out = y[..., offset : ready - start]
             self._hold(y[..., ready - start :])
         else:
             out = self._gather(x, y, start, end, ready)
-        self.emitted = ready
         if final:
             self.reset_state()
+        else:
+            self.received = received
+            self.emitted = ready
         if out.size(-1) == 0:
             return None
         bias: Optional[Tensor] = self.module.bias
         if bias is not None:
             return out + bias.unsqueeze(-1)
         return out
+
+    def _last_output(self, received: int) -> int:
+        """Full-convolution index one past the last output of a signal of ``received`` inputs."""
+        return (received - 1) * self.stride + self.span + self.output_padding - self.padding
+
+    def _determined(self, received: int, emitted: int) -> int:
+        """Full-convolution index one past the outputs that ``received`` inputs determine.
+
+        An output is determined once no later input adds to it and it exists for every valid
+        signal that starts with these inputs (``module`` refuses signals shorter than
+        ``shortest``).
+        """
+        stride = self.stride
+        # input `received` adds to this output first...
+        reach = received * stride
+        if emitted > reach:
+            # ...unless that one is cropped: while the left padding lasts, gaps between taps
+            # (stride or dilation larger than the kernel allows) may come before the next tap
+            reach = emitted + self.span * stride
+            for tap in range(0, self.span, self.dilation):
+                first = max(received, -((tap - emitted) // stride))
+                reach = min(reach, first * stride + tap)
+        return min(reach, self._last_output(max(received, self.shortest)))
 
     def _gather(self, x: Tensor, y: Optional[Tensor], start: int, end: int, ready: int) -> Tensor:
         """Outputs up to ``ready`` when they reach past this block's result or before it.
@@ -178,6 +211,11 @@ class ConvTranspose1dStream(BaseStream):
         if not self.reparametrized:
             return self.module.weight
         return self.weights.get()
+
+    @torch.jit.unused
+    def _apply(self, fn: Any, recurse: bool = True) -> "ConvTranspose1dStream":
+        self.acc = fn(self.acc)
+        return super()._apply(fn, recurse)
 
     def reset_state(self) -> None:
         self.held = 0

@@ -84,19 +84,22 @@ class Elementwise1dStream(BaseStream):
     Activations, dropout, per-channel affine maps, eval-mode batch norm and the like: each
     block goes through the module as it is, with no state and no delay. Blocks are
     ``[B, C, T]`` (a ``[C, T]`` block is given to the module as ``[1, C, T]``, as in
-    torch-streamer 0.0.2); empty blocks return ``None`` without calling the module.
+    torch-streamer 0.0.2, so modules that read dim 1 as channels, such as ``BatchNorm1d``,
+    ``PReLU`` or ``Softmax(dim=1)``, see channels there whatever the caller's layout);
+    empty blocks return ``None`` without calling the module.
 
     Known time-mixing modules (``GroupNorm``, ``LayerNorm``, training-mode or statistics-free
     ``BatchNorm1d``, adaptive pooling, RNNs, attention, ``Linear`` on the time axis, softmax
-    over time...) are refused. Any other module is taken at its word here; with
-    ``verify=True`` (what :func:`torchstreamer.create_stream` does for a module without a
-    handler) the first non-empty block is preceded by a probe that applies the module to a
-    random block of the same batch size, channels, dtype and device, whole and cut into
-    pieces, and refuses it unless both give the same samples. The probe calls the module
-    three times, under ``torch.no_grad()``; a module that changes its own state in
-    ``forward`` cannot be probed honestly and needs a registered stream. The probe runs in
-    Python: a stream built with ``verify=True`` must stream one block before
-    ``torch.jit.script``.
+    over time...) are refused; the mode of a module is checked when the stream is built, so
+    a ``BatchNorm1d`` switched to training mode afterwards is not noticed. Any other module
+    is taken at its word here; with ``verify=True`` (what :func:`torchstreamer.create_stream`
+    does for a module without a handler) the first non-empty block is preceded by a probe
+    that applies the module to a random block of the same batch size, channels, dtype and
+    device, whole and cut into pieces, and refuses it unless both give the same samples.
+    The probe calls the module three times, under ``torch.no_grad()``; a module that changes
+    its own state in ``forward`` cannot be probed honestly and needs a registered stream.
+    The probe runs in Python: a stream built with ``verify=True`` must stream one block
+    before ``torch.jit.script``.
 
     Args:
         module: the element-wise module.
@@ -264,8 +267,11 @@ def _time_mixing(module: nn.Module) -> Optional[str]:
 
 def _refusal(module: nn.Module, reason: str) -> str:
     name = type(module).__name__
+    shown = repr(module)
+    # a one-line repr shows the options; a network's would bury the message
+    where = f" ({shown})" if "\n" not in shown else ""
     return (
-        f"{name} {reason}, so it cannot be streamed as an element-wise layer ({module!r}). "
+        f"{name} {reason}, so it cannot be streamed as an element-wise layer{where}. "
         f"Write a BaseStream for it and register it with "
         f"torchstreamer.register_streamer({name}, factory)."
     )

@@ -25,18 +25,24 @@ class Pad1dStream(WindowStream):
     crops, as in the modules: a left crop drops the first samples, a right crop holds back
     as many samples until the stream ends.
 
-    The steady state is free: a pad's windows are single samples, so the stream returns the
-    block it was given, without a copy (as ``nn.Identity`` does), and keeps only the samples
-    the right edge will need (one for replicate, ``p + 1`` for reflect). Its outputs never
-    share memory with the stream's state, but they may be views of the caller's blocks,
-    which the stream never writes to.
+    The steady state is nearly free: a pad's windows are single samples, so the stream
+    returns the block it was given, without a copy (as ``nn.Identity`` does), and copies
+    only the samples the right edge will need (one for replicate, ``p + 1`` for reflect).
+    Its outputs never share memory with the stream's state, but they may be views of the
+    caller's blocks, which the stream never writes to. (A right crop delays the signal, so
+    there the outputs are copies.)
+
+    Timing: output ``j`` is input ``j - left``, so ``lookahead`` is ``-left`` (outputs run
+    ahead of their inputs by the left padding). An output exists only once the samples a
+    right crop removes have followed it, so such a crop counts in ``receptive_field`` and
+    ``lookahead``.
 
     Args:
         module: the padding layer; its ``padding`` is an int or a ``(left, right)`` pair,
             negative values crop.
-        edges: ``"pad"`` reproduces ``module(x)``; ``"valid"`` ignores the padding (a pad is
-            then the identity, or a crop where the padding is negative), as
-            torch-streamer 0.0.2 did. (Default: ``"pad"``)
+        edges: ``"pad"`` reproduces ``module(x)``; ``"valid"`` ignores the padding: the
+            stream is then the identity, or the crop that negative padding asks for.
+            (Default: ``"pad"``)
 
     Raises:
         StreamError: if ``module`` is not one of the padding layers above.
@@ -59,8 +65,8 @@ class Pad1dStream(WindowStream):
         tensor([[2., 1., 0., 1., 2., 3.]])
         >>> stream(x[:, 4:], final=True)
         tensor([[4., 5., 4.]])
-        >>> stream.lookahead
-        Fraction(0, 1)
+        >>> stream.receptive_field
+        1
     """
 
     def __init__(self, module: PadModule, *, edges: Edges = "pad") -> None:
@@ -128,9 +134,9 @@ class Pad1dStream(WindowStream):
             if view.size(-1) < self.known_after and not final:
                 self.buffer.advance(view, 0)
                 return x[..., :0]
-            self.started = True
             # nothing was emitted yet: everything so far, after the left padding
             y = F.pad(view, [self.pad_left, self.pad_right if final else 0], self.mode, self.value)
+            self.started = True
         else:
             # the held tail followed by the block and the right padding; the tail was emitted
             y = F.pad(view, [0, self.pad_right], self.mode, self.value)
@@ -161,7 +167,7 @@ class Pad1dStream(WindowStream):
         return out
 
     def reset_state(self) -> None:
-        super().reset_state()
+        self.buffer.clear()
         self.delay.clear()
         self.started = False
         self.to_crop = self.crop_left

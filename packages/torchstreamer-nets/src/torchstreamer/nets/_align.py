@@ -24,10 +24,6 @@ from torchstreamer.core import BaseStream, NotStreamableError, StreamError, Time
 
 __all__ = ["PathAligner", "aligned_timing", "channel_hint", "crop_offsets"]
 
-# no block is this long; the starting value of a running minimum
-_UNBOUNDED = 1 << 62
-
-
 class PathAligner(nn.Module):
     """Holds the outputs of several paths until every path has reached the same output index.
 
@@ -93,7 +89,7 @@ class PathAligner(nn.Module):
             StreamError: on ``final``, if ``strict`` and the paths end at different lengths.
         """
         views: List[Optional[Tensor]] = []
-        ready = _UNBOUNDED
+        ready = -1  # the shortest view so far
         for k, queue in enumerate(self.queues):
             y = outputs[k]
             if y is None and queue.held > 0:
@@ -103,25 +99,25 @@ class PathAligner(nn.Module):
                 views.append(None)
                 ready = 0
             else:
-                view = queue.extend(y)
-                views.append(view)
-                ready = min(ready, view.size(-1))
+                extended = queue.extend(y)
+                views.append(extended)
+                ready = extended.size(-1) if ready < 0 else min(ready, extended.size(-1))
         if final and self.strict:
             self._check_lengths(views)
         if ready == 0:
             if final:
                 return _empty_pieces(views)
-            for k, queue in enumerate(self.queues):
-                view = views[k]
-                if view is not None:
-                    queue.advance(view, 0)
+            for k, waiting in enumerate(self.queues):
+                held = views[k]
+                if held is not None:
+                    waiting.advance(held, 0)
             return None
         pieces: List[Tensor] = []
-        for k, queue in enumerate(self.queues):
+        for k, done in enumerate(self.queues):
             view = views[k]
             assert view is not None
             pieces.append(view if view.size(-1) == ready else view[..., :ready])
-            queue.advance(view, ready)
+            done.advance(view, ready)
         return pieces
 
     def _check_lengths(self, views: List[Optional[Tensor]]) -> None:

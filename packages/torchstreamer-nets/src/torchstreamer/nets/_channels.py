@@ -6,6 +6,7 @@ from torch import nn
 from torch.nn.modules import activation
 
 from torchstreamer.core import BaseStream
+from torchstreamer.layers import Elementwise1dStream
 
 __all__ = ["keeps_channels", "legacy_stream", "stateless"]
 
@@ -22,8 +23,6 @@ _CHANNEL_KEEPING = tuple(
 
 def stateless(stream: BaseStream) -> bool:
     """Whether ``stream`` holds nothing between blocks (an element-wise layer)."""
-    from torchstreamer.layers.elementwise import Elementwise1dStream
-
     return isinstance(stream, Elementwise1dStream)
 
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Optional
 
 from torchstreamer.core import BaseStream
+from torchstreamer.layers import Elementwise1dStream
 
 __all__ = ["Chain", "LengthMap", "Received", "length_map"]
 
@@ -23,8 +24,6 @@ LengthMap = Callable[[int], int]
 
 def length_map(stream: BaseStream) -> Optional[LengthMap]:
     """``stream``'s output length for an input length, or None if it does not say."""
-    from torchstreamer.layers import Elementwise1dStream
-
     if isinstance(stream, Elementwise1dStream):
         return _same
     method = getattr(stream, "output_length", None)

@@ -1,26 +1,13 @@
 """The stream of a constant slice of the time axis: ``y[..., start:stop:step]``."""
 
+from collections.abc import Callable
 from typing import Optional
 
 from torch import Tensor
 
 from torchstreamer.core import BaseStream, NotStreamableError, TimeBuffer, Timing
-from torchstreamer.layers import WindowStream
 
-__all__ = ["TimeSlice1dStream", "pending_outputs"]
-
-
-def pending_outputs(stream: Optional[BaseStream]) -> int:
-    """How many outputs ``stream`` would still emit if its input ended now; 0 when unknown.
-
-    A padded convolution emits its right-padding outputs only at the end; a slice after it that
-    drops the last samples (the chomp of a TCN) drops exactly those, and knowing how many are
-    pending lets it pass the others on at once instead of holding them back.
-    """
-    if isinstance(stream, WindowStream) and type(stream).step is WindowStream.step:
-        if stream.tail:
-            return max(stream.output_length(stream.received) - stream.next_out, 0)
-    return 0
+__all__ = ["TimeSlice1dStream"]
 
 
 class TimeSlice1dStream(BaseStream):
@@ -28,8 +15,8 @@ class TimeSlice1dStream(BaseStream):
 
     ``start`` from the beginning (``>= 0``) with any ``stop`` and ``step``: samples are passed
     on as soon as they are known to be inside the slice; with a negative ``stop`` the last
-    ``-stop`` samples are held back (fewer when the stream before it is known to emit that many
-    only at the end, see :meth:`follow`), and dropped at the end. ``start`` from the end
+    ``-stop`` samples are held back (fewer when the streams before it are known to owe that many
+    to the end of the signal, see :meth:`follow`), and dropped at the end. ``start`` from the end
     (``< 0``, with ``step`` 1 and ``stop`` from the end or ``None``): the last ``-start``
     samples are held and the slice of them is emitted on ``final=True``.
 
@@ -64,14 +51,16 @@ class TimeSlice1dStream(BaseStream):
         self.next = start
         self.stream_name = "TimeSlice1dStream"
         self.module_hint = f"[..., {start}:{'' if stop is None else stop}:{step}]"
-        self.__dict__["_upstream"] = None
+        self.__dict__["_input_length"] = None
 
-    def follow(self, upstream: BaseStream) -> None:
-        """Declares the stream whose outputs this slice receives, to hold back less.
+    def follow(self, input_length: Callable[[], int]) -> None:
+        """Gives the slice a way to know how long its input would be if the signal ended now.
 
-        The upstream stream is not made a child: it belongs to the caller.
+        With it, the slice holds back only the samples that may still fall among the last
+        ``-stop``: none after a padded convolution whose right-padding outputs are the ones
+        dropped (a TCN's chomp). The callable is not a child module: it reads the caller.
         """
-        self.__dict__["_upstream"] = upstream
+        self.__dict__["_input_length"] = input_length
 
     def step(self, x: Tensor, final: bool = False) -> Optional[Tensor]:
         if self.start < 0:
@@ -82,14 +71,16 @@ class TimeSlice1dStream(BaseStream):
             limit = min(end, self.stop)
         else:
             limit = end + self.stop
-            if not final and self.stop < 0:
-                # outputs still due from upstream lengthen the input by as much
-                limit = min(limit + pending_outputs(self.__dict__["_upstream"]), end)
+            input_length = self.__dict__["_input_length"]
+            if not final and self.stop < 0 and input_length is not None:
+                # the input is already this long, whatever comes: what it still owes counts
+                limit = min(input_length() + self.stop, end)
         y: Optional[Tensor] = None
         if self.next < limit:
+            stored = self.buffer.held > 0
             view = self.buffer.extend(x)
             y = view[..., self.next - self.base : limit - self.base : self.stride]
-            if self.buffer.extended_in_place:
+            if stored:
                 # the view is the buffer's storage, which the next block overwrites
                 y = y.clone()
             self.next += y.size(-1) * self.stride
@@ -117,6 +108,10 @@ class TimeSlice1dStream(BaseStream):
         self.received = 0
         self.base = 0
         self.next = self.start
+
+    def output_length(self, length: int) -> int:
+        stop = None if self.stop == 0 and not self.bounded else self.stop
+        return len(range(length)[self.start : stop : self.stride])
 
     def timing(self) -> Timing:
         if self.start < 0:

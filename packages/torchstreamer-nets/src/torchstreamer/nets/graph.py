@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import inspect
+import linecache
 import operator
 import os
+import sys
+from collections.abc import Callable
 from typing import Any, NoReturn, Optional
 
 import torch
@@ -34,6 +37,7 @@ from ._graph_ops import (
     time_extent,
 )
 from ._graph_run import Attribute, Call, Env, JoinOp, MapOp, Method, Op, Piece, Slot, StaticOp, StreamOp
+from ._lengths import Chain, Received, length_map
 from ._located import Child, build_child, locate
 from ._slice import TimeSlice1dStream
 
@@ -113,21 +117,42 @@ class Graph1dStream(BaseStream):
         self.constants: Env = builder.constants
         self.streams = nn.ModuleList([op.stream for op in builder.ops if isinstance(op, StreamOp)])
         self.aligners = nn.ModuleList([op.aligner for op in builder.ops if isinstance(op, JoinOp)])
-        self.followers = builder.followers
         self.graph_timing = builder.output_timing
+        assert builder.output_node is not None
+        self.output_chain = builder.lengths[builder.output_node]
+        # samples received in the stream under way, unless a stream before says more
+        self.received = 0
+        self.__dict__["_input_length"] = None
+        for stream, chain in builder.followers:
+            stream.follow(Received(self, chain))
         self.in_channels = builder.in_channels
         self.edges = edges
         self.stream_name = f"Graph1dStream({type(module).__name__})"
         self.module_hint = type(module).__name__
 
-    def follow(self, upstream: BaseStream) -> None:
-        """Tells the time slices taken of the input which stream feeds this one.
+    def follow(self, input_length: Callable[[], int]) -> None:
+        """Gives the stream a way to know how long its input would be if the signal ended now.
 
-        A slice that drops the last samples (a TCN's chomp after a padded convolution) holds
-        back only as many as the stream before it has not yet emitted.
+        Time slices inside then hold back only what may still be dropped (see
+        :class:`~torchstreamer.nets._slice.TimeSlice1dStream`); the network around this stream
+        provides it.
         """
-        for slice_stream in self.followers:
-            slice_stream.follow(upstream)
+        self.__dict__["_input_length"] = input_length
+
+    def input_length(self) -> int:
+        """How long the input would be if the signal ended now."""
+        outer = self.__dict__["_input_length"]
+        return self.received if outer is None else int(outer())
+
+    def output_length(self, length: int) -> int:
+        """The output length for ``length`` input samples.
+
+        Raises:
+            NotImplementedError: if a stream inside does not report its output length.
+        """
+        if self.output_chain is None:
+            raise NotImplementedError(f"{self.stream_name}: a stream inside does not say")
+        return self.output_chain(length)
 
     def step(self, x: Tensor, final: bool = False) -> Optional[Tensor]:
         try:
@@ -136,11 +161,14 @@ class Graph1dStream(BaseStream):
             raise locate(error, self._children()) from error
 
     def _run(self, x: Tensor, final: bool) -> Optional[Tensor]:
+        self.received += x.size(-1)
         env = list(self.constants)
         env[0] = x
         for op in self.ops:
             op.run(env, final)
         y: Optional[Tensor] = env[self.output]
+        if final:
+            self.received = 0
         if y is None or y.size(-1) == 0:
             return None
         return y
@@ -148,6 +176,7 @@ class Graph1dStream(BaseStream):
     def reset_state(self) -> None:
         for op in self.ops:
             op.restart()
+        self.received = 0
 
     def timing(self) -> Timing:
         if self.graph_timing is None:
@@ -181,12 +210,15 @@ def graph_stream(module: nn.Module, *, edges: Edges = "pad") -> Optional[BaseStr
 class _Tracer(fx.Tracer):
     """Traces into the modules that have no handler; keeps the others as calls."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.record_stack_traces = True
-
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         return _has_handler(type(m)) or super().is_leaf_module(m, module_qualified_name)
+
+    def create_node(self, *args: Any, **kwargs: Any) -> fx.Node:
+        node = super().create_node(*args, **kwargs)
+        # the line of forward that made the node, for messages; fx's own stack traces cost a
+        # heavy import on first use
+        node.meta["torchstreamer_source"] = _calling_line()
+        return node
 
 
 def trace(module: nn.Module) -> fx.Graph:
@@ -242,12 +274,13 @@ class _Builder:
         self.ops: list[Op] = []
         # signal values: their timing (None when unknown) and the stream they come from
         self.timings: dict[fx.Node, Optional[Timing]] = {}
-        self.producers: dict[fx.Node, Any] = {}
+        self.lengths: dict[fx.Node, Optional[Chain]] = {}
         self.tuples: set[fx.Node] = set()
-        # streams that slice the input: they follow whatever stream feeds this graph
-        self.followers: list[Any] = []
+        # streams that want to know their input's length now, with the chain that gives it
+        self.followers: list[tuple[Any, Chain]] = []
         self.in_channels = -1
         self.output = 0
+        self.output_node: Optional[fx.Node] = None
         self.output_timing: Optional[Timing] = None
         self.size = 0
 
@@ -262,7 +295,7 @@ class _Builder:
                 if signal is None:
                     signal = node
                     self.timings[node] = Timing.identity()
-                    self.producers[node] = "input"
+                    self.lengths[node] = Chain(())
                 else:
                     self.constants[slot] = node.args[0] if node.args else None
                     self.preview[slot] = self.constants[slot]
@@ -355,16 +388,13 @@ class _Builder:
         read: Optional[int] = None,
     ) -> None:
         """Adds a stream fed ``source`` (or the value in slot ``read``, derived from it)."""
-        follow = getattr(stream, "follow", None)
-        producer = self.producers[source]
-        if follow is not None and producer == "input":
-            self.followers.append(stream)
-        elif follow is not None and isinstance(producer, BaseStream):
-            follow(producer)
+        chain = self.lengths[source]
+        if chain is not None and hasattr(stream, "follow"):
+            self.followers.append((stream, chain))
         read = self.slots[source] if read is None else read
         self.ops.append(StreamOp(slot, read, stream, name, kind))
         self.timings[node] = _then(self.timings[source], stream)
-        self.producers[node] = stream
+        self.lengths[node] = None if chain is None else chain.then(length_map(stream))
 
     def _getitem(self, node: fx.Node, slot: int) -> None:
         source, index = node.args
@@ -475,12 +505,13 @@ class _Builder:
         aligner = PathAligner(len(signals), strict=f"node {node.name} ({_what(node)})")
         self.ops.append(JoinOp(slot, [self.slots[n] for n in signals], call, aligner))
         self.timings[node] = Timing.parallel(known) if len(known) == len(timings) else None
-        self.producers[node] = None
+        # the inputs have one length (offline fails otherwise): any known chain gives it
+        self.lengths[node] = next((self.lengths[n] for n in signals if self.lengths[n]), None)
 
     def _map(self, node: fx.Node, slot: int, source: fx.Node, call: Call) -> None:
         self.ops.append(MapOp(slot, self.slots[source], call))
         self.timings[node] = self.timings[source]
-        self.producers[node] = self.producers[source]
+        self.lengths[node] = self.lengths[source]
 
     def _output(self, node: fx.Node) -> None:
         result = node.args[0]
@@ -491,6 +522,7 @@ class _Builder:
                 f"torchstreamer.register_streamer({self.owner}, factory)"
             )
         self.output = self.slots[result]
+        self.output_node = result
         self.output_timing = self.timings[result]
 
     # -- helpers
@@ -515,8 +547,8 @@ class _Builder:
 
     def _refuse(self, node: fx.Node, reason: str) -> NoReturn:
         raise NotStreamableError(
-            f"{self.owner}: cannot stream node {node.name} ({_what(node)}){_source(node)}: "
-            f"{reason}. Write a stream for {self.owner} and register it with "
+            f"cannot stream node {node.name} ({_what(node)}) of {self.owner}.forward"
+            f"{_source(node)}: {reason}. Write a stream for {self.owner} and register it with "
             f"torchstreamer.register_streamer({self.owner}, factory)"
         )
 
@@ -546,18 +578,18 @@ def _what(node: fx.Node) -> str:
     return f"{module}.{name}" if module and module not in ("_operator", "builtins") else name
 
 
+def _calling_line() -> str:
+    """`` at file.py:12: `code` ``: the innermost line of code outside torch and this file."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        path = frame.f_code.co_filename
+        if not path.startswith(_TORCH_DIR) and path != __file__:
+            code = linecache.getline(path, frame.f_lineno).strip()
+            where = f" at {os.path.basename(path)}:{frame.f_lineno}"
+            return where + (f": `{code}`" if code else "")
+        frame = frame.f_back  # type: ignore[assignment]
+    return ""
+
+
 def _source(node: fx.Node) -> str:
-    """`` at file.py:12: `code` `` from the node's stack trace, the innermost frame of user code."""
-    lines = (node.stack_trace or "").strip().splitlines()
-    found = ""
-    for at, line in enumerate(lines):
-        line = line.strip()
-        if not line.startswith('File "'):
-            continue
-        path = line[len('File "') :].split('"', 1)[0]
-        if path.startswith(_TORCH_DIR):
-            continue
-        number = line.split(", line ", 1)[-1].split(",", 1)[0]
-        code = lines[at + 1].strip() if at + 1 < len(lines) else ""
-        found = f" at {os.path.basename(path)}:{number}" + (f": `{code}`" if code else "")
-    return found
+    return str(node.meta.get("torchstreamer_source", ""))

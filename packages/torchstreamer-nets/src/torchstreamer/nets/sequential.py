@@ -1,6 +1,7 @@
 """The stream of ``nn.Sequential``."""
 
-from typing import List, Optional
+from collections.abc import Callable
+from typing import Final, List, Optional
 
 import torch
 from torch import Tensor, nn
@@ -8,14 +9,10 @@ from torch import Tensor, nn
 from torchstreamer.core import BaseStream, Edges, StreamError, Timing, check_edges, create_stream
 
 from ._channels import keeps_channels, legacy_stream, stateless
+from ._lengths import Chain, Received, length_map
 from ._located import Child, build_child, locate
 
 __all__ = ["Sequential1dStream"]
-
-# how a stage is flushed on final=True when the stage before it returned nothing
-_RESET = -1  # nothing to flush (stateless, or a stream that cannot take an empty block)
-_RECORDED = -2  # an empty block with the channels the stage before last emitted
-
 
 class Sequential1dStream(BaseStream):
     """Streams an ``nn.Sequential`` exactly: one stream per child, each fed the last one's output.
@@ -57,6 +54,12 @@ class Sequential1dStream(BaseStream):
         Fraction(3, 1)
     """
 
+    # how a stage is flushed on final=True when the stage before it returned nothing: an empty
+    # block of its declared channels (>= 0), none (stateless, or a stream that cannot take an
+    # empty block), or one of the channels the stage before last emitted
+    RESET: Final[int] = -1
+    RECORDED: Final[int] = -2
+
     flush: List[int]
     record: List[bool]
     channels: List[int]
@@ -75,20 +78,30 @@ class Sequential1dStream(BaseStream):
             stages.append(build_child(name, child, lambda c=child: create_stream(c, edges=edges)))
             names.append(name)
             kinds.append(type(child).__name__)
-        for before, stage in zip(stages, stages[1:]):
-            follow = getattr(stage, "follow", None)
-            if follow is not None:
-                # a time slice after a padded layer holds back only what that layer has not given
-                follow(before)
         self.stages = nn.ModuleList(stages)
+        maps = [length_map(stage) for stage in stages]
+        # kept out of TorchScript's sight: bound methods are no attribute type it knows
+        self.__dict__["_lengths"] = Chain(maps) if all(m is not None for m in maps) else None
+        self.__dict__["_input_length"] = None
+        # samples received in the stream under way, counted only for stages that ask
+        self.received = 0
+        self.counting = False
+        for k, stage in enumerate(stages):
+            known = all(m is not None for m in maps[:k])
+            if k > 0 and known and hasattr(stage, "follow"):
+                # a time slice after a padded layer holds back only what may still be dropped
+                stage.follow(Received(self, Chain(maps[:k])))  # type: ignore[arg-type]
+                self.counting = True
         self.names = names
         self.kinds = kinds
         self.edges = edges
-        self.in_channels = _leading_channels(stages)
-        self.module_hint = stages[0].module_hint if stages else ""
+        first = _first_declaring(stages)
+        if first is not None:
+            self.in_channels = first.in_channels
+            self.module_hint = first.module_hint
         self.flush = [_flush_rule(stage) for stage in stages]
         # a stage's output channels are recorded only where the next one may need them
-        self.record = [k + 1 < len(stages) and self.flush[k + 1] == _RECORDED for k in range(len(stages))]
+        self.record = [k + 1 < len(stages) and self.flush[k + 1] == self.RECORDED for k in range(len(stages))]
         self.channels = [-1] * len(stages)
 
     def step(self, x: Tensor, final: bool = False) -> Optional[Tensor]:
@@ -105,6 +118,8 @@ class Sequential1dStream(BaseStream):
             raise locate(error, self._children()) from error
 
     def _step(self, x: Tensor, final: bool) -> Optional[Tensor]:
+        if self.counting:
+            self.received += x.size(-1)
         if final:
             return self._finish(x)
         y = x
@@ -122,13 +137,14 @@ class Sequential1dStream(BaseStream):
         for k, stage in enumerate(self.stages):
             if y is None:
                 rule = self.flush[k]
-                if rule == _RECORDED:
+                if rule == self.RECORDED:
                     rule = self.channels[k - 1]
-                if rule < 0:
-                    stage.reset()
-                    continue
-                y = x.new_empty((x.size(0), rule, 0))
-            y = stage.step(y, True)
+                if rule >= 0:
+                    y = x.new_empty((x.size(0), rule, 0))
+            if y is None:
+                stage.reset()
+            else:
+                y = stage.step(y, True)
         self._reset_own()
         if y is None or y.size(-1) == 0:
             return None
@@ -142,6 +158,34 @@ class Sequential1dStream(BaseStream):
     def _reset_own(self) -> None:
         for k in range(len(self.channels)):
             self.channels[k] = -1
+        self.received = 0
+
+    @torch.jit.unused
+    def follow(self, input_length: Callable[[], int]) -> None:
+        """Gives the stream a way to know how long its input would be if the signal ended now.
+
+        Time slices inside then hold back only what may still be dropped; the network around
+        this stream provides it.
+        """
+        self.__dict__["_input_length"] = input_length
+
+    @torch.jit.unused
+    def input_length(self) -> int:
+        """How long the input would be if the signal ended now."""
+        outer = self.__dict__["_input_length"]
+        return self.received if outer is None else int(outer())
+
+    @torch.jit.unused
+    def output_length(self, length: int) -> int:
+        """The output length for ``length`` input samples.
+
+        Raises:
+            NotImplementedError: if a stage does not report its output length.
+        """
+        chain = self.__dict__["_lengths"]
+        if chain is None:
+            raise NotImplementedError(f"{self.stream_name}: a stage does not report its length")
+        return int(chain(length))
 
     @torch.jit.unused
     def timing(self) -> Timing:
@@ -155,19 +199,19 @@ class Sequential1dStream(BaseStream):
         return "edges='valid'" if self.edges == "valid" else ""
 
 
-def _leading_channels(stages: List[BaseStream]) -> int:
-    """The input channels of the first stage that declares them, past channel-keeping ones."""
+def _first_declaring(stages: List[BaseStream]) -> Optional[BaseStream]:
+    """The first stage that declares its input channels, past stages that keep them."""
     for stage in stages:
         if stage.in_channels >= 0:
-            return stage.in_channels
+            return stage
         if not keeps_channels(stage):
-            return -1
-    return -1
+            return None
+    return None
 
 
 def _flush_rule(stage: BaseStream) -> int:
     if stage.in_channels >= 0:
         return stage.in_channels
     if legacy_stream(stage) or stateless(stage):
-        return _RESET
-    return _RECORDED
+        return Sequential1dStream.RESET
+    return Sequential1dStream.RECORDED

@@ -1,0 +1,97 @@
+"""The measurement shared by the layer and network benchmarks.
+
+A round streams a whole signal in blocks through a fresh stream state; it is compared, in
+interleaved rounds, with one offline call of the module on the whole signal and, where
+torch-streamer 0.0.2 can express the module, with 0.0.2's stream on the same blocks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+if TYPE_CHECKING:
+    from benchmarks.conftest import Timer
+
+BLOCKS = (1, 64, 1024, 4096)
+LENGTH = 4096
+
+
+def stream_signal(stream: nn.Module, blocks: list[torch.Tensor]) -> None:
+    """Streams every block, ``final=True`` on the last."""
+    last = len(blocks) - 1
+    with torch.inference_mode():
+        for index, block in enumerate(blocks):
+            stream(block, final=index == last)
+
+
+def rounds_for(block: int) -> int:
+    """Timed rounds: few for one-sample blocks (thousands of calls a round), more otherwise."""
+    return 3 if block == 1 else 10
+
+
+def compare_streaming(
+    timer: Timer,
+    module: nn.Module,
+    x: torch.Tensor,
+    block: int,
+    *,
+    ours: Callable[[], nn.Module],
+    baseline: Callable[[], nn.Module] | None = None,
+    name: str,
+) -> dict[str, float]:
+    """Times streaming ``x`` in blocks against offline and against the baseline.
+
+    Args:
+        timer: the benchmark's timer.
+        module: the module, for the offline call.
+        x: the whole signal, ``[C, T]`` (the layout torch-streamer 0.0.2 takes).
+        block: block size.
+        ours: builds the torchstreamer stream (once; it resets itself on ``final``).
+        baseline: builds the 0.0.2 stream, anew before every round (0.0.2 does not reset
+            on ``final``), or None where 0.0.2 cannot express the module.
+        name: what is measured, recorded with the result.
+
+    Returns:
+        the median seconds per round of each contender.
+    """
+    blocks = list(torch.split(x, block, dim=-1))
+    stream = ours()
+    contenders: dict[str, Callable[[], object]] = {
+        "ours": lambda: stream_signal(stream, blocks),
+        "offline": lambda: _offline(module, x),
+    }
+    setup: Callable[[], None] | None = None
+    if baseline is not None:
+        theirs = [baseline()]
+
+        def fresh() -> None:
+            theirs[0] = baseline()
+
+        contenders["0.0.2"] = lambda: stream_signal(theirs[0], blocks)
+        setup = fresh
+    rounds = rounds_for(block)
+    median = timer.measure(contenders["ours"], rounds=rounds)
+    medians = timer.compare(contenders, setup=setup, rounds=rounds)
+    info: dict[str, object] = {
+        "name": name,
+        "block": block,
+        "length": x.shape[-1],
+        "dtype": str(x.dtype),
+        "median_s": median,
+        "us_per_block": 1e6 * medians["ours"] / len(blocks),
+        "ratio_vs_offline": medians["ours"] / medians["offline"],
+    }
+    if "0.0.2" in medians:
+        info["speedup_vs_0_0_2"] = medians["0.0.2"] / medians["ours"]
+        info["baseline_us_per_block"] = 1e6 * medians["0.0.2"] / len(blocks)
+    timer.record(**info)
+    return medians
+
+
+def _offline(module: nn.Module, x: torch.Tensor) -> None:
+    with torch.inference_mode():
+        module(x)

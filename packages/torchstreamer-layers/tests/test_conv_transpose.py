@@ -1,0 +1,288 @@
+"""ConvTranspose1dStream against nn.ConvTranspose1d's own offline output."""
+
+import copy
+import io
+import sys
+import warnings
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given
+from hypothesis import strategies as st
+from torch import nn
+
+import torchstreamer as pts
+from torchstreamer.testing import assert_minimal_latency, assert_streams_exactly
+
+# pytest imports test modules with importlib: the shared helpers beside this file need the path
+sys.path.insert(0, str(Path(__file__).parent))
+from strategies_upsampling import (  # noqa: E402
+    assert_emits_once_determined,
+    conv_transposes,
+    signal,
+)
+
+
+def unpadded(conv: nn.ConvTranspose1d, x: torch.Tensor) -> torch.Tensor:
+    """The whole transposed convolution: no padding crop, no output padding."""
+    stride, dilation = conv.stride[0], conv.dilation[0]
+    return F.conv_transpose1d(x, conv.weight, conv.bias, stride, 0, 0, conv.groups, dilation)
+
+
+@given(conv_transposes(), st.booleans(), st.integers(0, 2**16))
+def test_streams_exactly_float64(
+    case: tuple[nn.ConvTranspose1d, int], batched: bool, seed: int
+) -> None:
+    conv, length = case
+    shape = (2, conv.in_channels, length) if batched else (conv.in_channels, length)
+    stream = pts.ConvTranspose1dStream(conv)
+    assert_streams_exactly(conv, signal(shape, seed), stream=stream, partitions=4, seed=seed)
+
+
+@given(conv_transposes(), st.integers(0, 2**16))
+def test_streams_exactly_float32(case: tuple[nn.ConvTranspose1d, int], seed: int) -> None:
+    conv, length = case
+    conv = conv.float()
+    x = signal((2, conv.in_channels, length), seed, torch.float32)
+    assert_streams_exactly(conv, x, partitions=3, seed=seed)
+
+
+@given(conv_transposes(), st.integers(0, 2**16))
+def test_minimal_latency(case: tuple[nn.ConvTranspose1d, int], seed: int) -> None:
+    conv, length = case
+    x = signal((1, conv.in_channels, min(length, 16)), seed)
+    assert_emits_once_determined(conv, x, pts.ConvTranspose1dStream(conv))
+
+
+@pytest.mark.parametrize(
+    "conv",
+    [
+        nn.ConvTranspose1d(2, 3, 4, stride=2, padding=1),
+        nn.ConvTranspose1d(2, 3, 16, stride=8, padding=4),
+        nn.ConvTranspose1d(2, 2, 3, stride=3, output_padding=2, groups=2),
+        nn.ConvTranspose1d(1, 2, 3, dilation=2, padding=1, bias=False),
+    ],
+)
+def test_minimal_latency_against_the_core_checker(conv: nn.ConvTranspose1d) -> None:
+    # no output waits for later inputs to exist here, so the core checker applies as it is
+    conv = conv.double()
+    assert_minimal_latency(conv, signal((conv.in_channels, 20), 3), stream=pts.create_stream(conv))
+
+
+@given(conv_transposes(), st.integers(0, 2**16))
+def test_valid_edges_give_the_whole_transposed_convolution(
+    case: tuple[nn.ConvTranspose1d, int], seed: int
+) -> None:
+    conv, length = case
+    x = signal((2, conv.in_channels, length), seed)
+    stream = pts.ConvTranspose1dStream(conv, edges="valid")
+    expected = unpadded(conv, x)
+    assert_streams_exactly(conv, x, stream=stream, expected=expected, partitions=3, seed=seed)
+
+
+def test_valid_edges_match_the_unpadded_module() -> None:
+    # torch-streamer 0.0.2 ignored padding and output_padding: the module without them
+    conv = nn.ConvTranspose1d(3, 2, 5, stride=3, padding=2, output_padding=1).double()
+    bare = nn.ConvTranspose1d(3, 2, 5, stride=3).double()
+    bare.load_state_dict(conv.state_dict())
+    x = signal((3, 17), 4)
+    stream = pts.ConvTranspose1dStream(conv, edges="valid")
+    assert_streams_exactly(conv, x, stream=stream, expected=bare(x))
+    assert bare(x).shape[-1] == (17 - 1) * 3 + 5
+
+
+def test_first_outputs_of_a_typical_upsampler() -> None:
+    # kernel 4, stride 2, padding 1: each input completes two outputs, the first at once
+    conv = nn.ConvTranspose1d(1, 1, 4, stride=2, padding=1).double()
+    stream = pts.ConvTranspose1dStream(conv)
+    x = signal((1, 6), 5)
+    sizes = [0 if (y := stream(x[:, i : i + 1])) is None else y.shape[-1] for i in range(6)]
+    assert sizes == [1, 2, 2, 2, 2, 2]
+    tail = stream(x[:, :0], final=True)
+    assert tail is not None and tail.shape[-1] == 1
+
+
+def test_output_padding_comes_with_final() -> None:
+    # the output padding sits where the next input would add: only the end settles it
+    conv = nn.ConvTranspose1d(1, 2, 4, stride=2, output_padding=1).double()
+    x = signal((1, 4), 6)
+    stream = pts.ConvTranspose1dStream(conv)
+    head = stream(x)
+    assert head is not None and head.shape[-1] == 4 * 2
+    tail = stream(x[:, :0], final=True)
+    assert tail is not None and tail.shape[-1] == 3
+    torch.testing.assert_close(torch.cat([head, tail], -1), conv(x))
+    torch.testing.assert_close(tail[:, -1], conv.bias.detach())
+
+
+def test_gaps_that_exist_either_way_are_not_held() -> None:
+    # stride 3 over kernel 1: outputs between two inputs get only the bias, and the output
+    # padding makes the one after the last input exist whether or not the signal goes on
+    conv = nn.ConvTranspose1d(1, 2, 1, stride=3, output_padding=1).double()
+    x = signal((1, 4), 14)
+    stream = pts.ConvTranspose1dStream(conv)
+    head = stream(x)
+    assert head is not None and head.shape[-1] == conv(x).shape[-1] == 11
+    assert stream(x[:, :0], final=True) is None
+
+
+@pytest.mark.parametrize(
+    ("conv", "field", "rate", "lookahead"),
+    [
+        (nn.ConvTranspose1d(1, 1, 4, stride=2), 2, Fraction(2), Fraction(0)),
+        (nn.ConvTranspose1d(1, 1, 4, stride=2, padding=1), 2, Fraction(2), Fraction(1, 2)),
+        (nn.ConvTranspose1d(1, 1, 16, stride=8, padding=4), 2, Fraction(8), Fraction(1, 2)),
+        (nn.ConvTranspose1d(1, 1, 3, padding=1), 3, Fraction(1), Fraction(1)),
+        (nn.ConvTranspose1d(1, 1, 1, stride=3), 1, Fraction(3), Fraction(0)),
+        (nn.ConvTranspose1d(1, 1, 3, stride=2, dilation=3, padding=2), 4, Fraction(2), Fraction(1)),
+    ],
+)
+def test_timing(
+    conv: nn.ConvTranspose1d, field: int, rate: Fraction, lookahead: Fraction
+) -> None:
+    stream = pts.create_stream(conv)
+    assert isinstance(stream, pts.ConvTranspose1dStream)
+    assert (stream.receptive_field, stream.rate, stream.lookahead) == (field, rate, lookahead)
+
+
+def test_timing_maps_match_the_taps() -> None:
+    conv = nn.ConvTranspose1d(1, 1, 5, stride=3, padding=2, bias=False).double()
+    timing = pts.ConvTranspose1dStream(conv).timing()
+    nn.init.ones_(conv.weight)
+    with torch.no_grad():
+        for output in range(12, 40):
+            reached = [
+                index
+                for index in range(20)
+                if conv(torch.eye(20, dtype=torch.float64)[index : index + 1])[0, output] != 0
+            ]
+            assert (timing.first(output), timing.last(output)) == (min(reached), max(reached))
+
+
+@pytest.mark.parametrize(
+    "conv",
+    [
+        nn.ConvTranspose1d(3, 4, 4, stride=2, padding=1),
+        nn.ConvTranspose1d(2, 4, 3, stride=4, padding=1, output_padding=2, groups=2),
+    ],
+)
+def test_scripted_stream_is_exact(conv: nn.ConvTranspose1d) -> None:
+    conv = conv.double()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        scripted = torch.jit.script(pts.ConvTranspose1dStream(conv))
+    x = signal((2, conv.in_channels, 29), 7)
+    assert_streams_exactly(conv, x, stream=scripted, partitions=3)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("backend", ["eager", "aot_eager"])
+def test_compiled_stream_is_exact(backend: str) -> None:
+    conv = nn.ConvTranspose1d(3, 4, 4, stride=2, padding=1, output_padding=1)
+    compiled = torch.compile(pts.ConvTranspose1dStream(conv), backend=backend)
+    x = torch.randn(1, 3, 40)
+    with torch.no_grad():
+        blocks = [compiled(x[..., i : i + 8], final=i + 8 >= 40) for i in range(0, 40, 8)]
+        torch.testing.assert_close(torch.cat(blocks, -1), conv(x))
+
+
+@pytest.mark.slow
+def test_compiled_with_inductor_is_exact() -> None:
+    conv = nn.ConvTranspose1d(3, 4, 4, stride=2, padding=1)
+    compiled = torch.compile(pts.ConvTranspose1dStream(conv))
+    x = torch.randn(1, 3, 40)
+    with torch.no_grad():
+        blocks = [compiled(x[..., i : i + 20], final=i + 20 >= 40) for i in range(0, 40, 20)]
+        torch.testing.assert_close(torch.cat(blocks, -1), conv(x))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16])
+def test_follows_the_dtype_of_stream_and_module(dtype: torch.dtype) -> None:
+    conv = nn.ConvTranspose1d(3, 4, 4, stride=2, padding=1)
+    stream = pts.ConvTranspose1dStream(conv)
+    stream.double() if dtype == torch.float64 else stream.to(dtype)
+    assert conv.weight.dtype == dtype
+    x = signal((2, 3, 30), 8, dtype)
+    try:
+        conv(x)
+    except RuntimeError as error:
+        pytest.skip(f"ConvTranspose1d in {dtype} is not supported on this CPU: {error}")
+    assert_streams_exactly(conv, x, stream=stream, partitions=3)
+
+
+@pytest.mark.parametrize("style", ["parametrization", "legacy"])
+def test_weight_norm_follows_updates(style: str) -> None:
+    conv = nn.ConvTranspose1d(2, 3, 4, stride=2, padding=1).double()
+    if style == "parametrization":
+        conv = nn.utils.parametrizations.weight_norm(conv)
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            conv = nn.utils.weight_norm(conv)
+    stream = pts.ConvTranspose1dStream(conv)
+    x = signal((2, 25), 9)
+    assert_streams_exactly(conv, x, stream=stream, partitions=2)
+    with torch.no_grad():
+        for name, parameter in conv.named_parameters():
+            if "bias" not in name:
+                parameter.add_(0.5)
+    # the cached weight must not go stale
+    assert_streams_exactly(conv, x, stream=stream, partitions=2)
+
+
+def test_shares_weights_with_module() -> None:
+    conv = nn.ConvTranspose1d(2, 2, 3, stride=2).double()
+    stream = pts.ConvTranspose1dStream(conv)
+    assert all(any(p is q for q in conv.parameters()) for p in stream.parameters())
+    with torch.no_grad():
+        conv.weight.mul_(3.0)
+    assert_streams_exactly(conv, signal((2, 12), 10), stream=stream, partitions=2)
+
+
+def test_snapshot_resumes_exactly() -> None:
+    conv = nn.ConvTranspose1d(2, 3, 5, stride=2, padding=2).double()
+    x = signal((2, 30), 11)
+    stream = pts.ConvTranspose1dStream(conv)
+    head = stream(x[:, :13])
+    fork = copy.deepcopy(stream)
+    saved = io.BytesIO()
+    torch.save(stream, saved)
+    saved.seek(0)
+    loaded = torch.load(saved, weights_only=False)
+    for resumed in (stream, fork, loaded):
+        tail = resumed(x[:, 13:], final=True)
+        torch.testing.assert_close(torch.cat([head, tail], -1), conv(x))
+
+
+def test_rejected_block_leaves_stream_exact() -> None:
+    conv = nn.ConvTranspose1d(2, 3, 4, stride=3, padding=1).double()
+    x = signal((2, 20), 12)
+    stream = pts.ConvTranspose1dStream(conv)
+    first = stream(x[:, :7])
+    with pytest.raises(pts.StreamError, match="ConvTranspose1dStream: expected 2 input channels"):
+        stream(signal((3, 5), 13))
+    with pytest.raises(pts.StreamError, match="float64"):
+        stream(x[:, 7:9].float())
+    rest = stream(x[:, 7:], final=True)
+    torch.testing.assert_close(torch.cat([first, rest], -1), conv(x))
+
+
+def test_refusals() -> None:
+    with pytest.raises(pts.NotStreamableError, match="ConvTranspose1dStream.*Conv1d"):
+        pts.ConvTranspose1dStream(nn.Conv1d(1, 1, 3))  # type: ignore[arg-type]
+    with pytest.raises(pts.StreamError, match="edges"):
+        pts.ConvTranspose1dStream(nn.ConvTranspose1d(1, 1, 3), edges="same")  # type: ignore[arg-type]
+
+
+def test_repr() -> None:
+    assert (
+        repr(pts.ConvTranspose1dStream(nn.ConvTranspose1d(128, 64, 4, stride=2)))
+        == "ConvTranspose1dStream(128, 64, kernel_size=4, stride=2)"
+    )
+    conv = nn.ConvTranspose1d(4, 2, 3, stride=2, padding=1, output_padding=1, groups=2)
+    assert repr(pts.ConvTranspose1dStream(conv, edges="valid")) == (
+        "ConvTranspose1dStream(4, 2, kernel_size=3, stride=2, padding=1, output_padding=1, "
+        "groups=2, edges='valid')"
+    )

@@ -1,0 +1,210 @@
+"""Sequential1dStream: every layer handler in a chain, compared with the network's own output."""
+
+import copy
+from fractions import Fraction
+import io
+from typing import Optional
+
+import pytest
+import torch
+from hypothesis import assume, given
+from hypothesis import strategies as st
+from torch import Tensor, nn
+
+import torchstreamer as pts
+from torchstreamer.testing import assert_minimal_latency, assert_streams_exactly, stream_blocks
+
+
+def test_seed_sequential_example_runs_as_written() -> None:
+    import torch as pt
+    import torchstreamer as pts
+    from torch import nn
+
+    net = nn.Sequential(
+        nn.Conv1d(1, 128, 1),
+        nn.GELU(),
+        nn.Conv1d(128, 128, 2, stride=2),
+        nn.GELU(),
+        nn.Conv1d(128, 128, 2, stride=2),
+        nn.AvgPool1d(2),
+        nn.ConvTranspose1d(128, 128, 2, stride=2),
+        nn.GELU(),
+        nn.ConvTranspose1d(128, 128, 2, stride=2),
+        nn.GELU(),
+        nn.Conv1d(128, 1, 1),
+    )
+
+    stream = pts.Sequential1dStream(net)
+
+    x = pt.randn(1, 203)
+    assert_streams_exactly(net, x, stream=stream, partitions=3)
+    assert stream.rate == Fraction(1, 2)  # strides 2, 2, 2 then upsampling 2, 2
+
+
+@given(data=st.data(), length=st.integers(8, 40), batched=st.booleans())
+def test_random_sequentials_stream_exactly(data: st.DataObject, layers, offline, length, batched) -> None:  # type: ignore[no-untyped-def]
+    channels = data.draw(st.sampled_from([1, 2, 3]))
+    modules, _ = layers(data.draw, channels, count=5)
+    net = nn.Sequential(*modules).double().eval()
+    x = torch.randn(*([2] if batched else []), channels, length, dtype=torch.float64)
+    expected = offline(net, x)
+    assume(expected is not None)
+    assert_streams_exactly(net, x, expected=expected, partitions=4, seed=length)
+
+
+@given(data=st.data(), length=st.integers(8, 40))
+def test_random_sequentials_valid_edges_match_unpadded_network(data: st.DataObject, layers, offline, length) -> None:  # type: ignore[no-untyped-def]
+    modules, _ = layers(data.draw, 2, count=4, kinds=("conv", "act"))
+    net = nn.Sequential(*modules).double()
+    unpadded = nn.Sequential(*(_unpadded(module) for module in net))
+    x = torch.randn(2, length, dtype=torch.float64)
+    expected = offline(unpadded, x)
+    assume(expected is not None)
+    stream = pts.Sequential1dStream(net, edges="valid")
+    assert_streams_exactly(net, x, stream=stream, expected=expected, partitions=3)
+
+
+def _unpadded(module: nn.Module) -> nn.Module:
+    if not isinstance(module, nn.Conv1d):
+        return module
+    m = module
+    bias = m.bias is not None
+    conv = nn.Conv1d(m.in_channels, m.out_channels, m.kernel_size, m.stride, 0, m.dilation, m.groups, bias)
+    conv.load_state_dict(m.state_dict())
+    return conv.double()
+
+
+def test_nested_sequentials_stream_exactly() -> None:
+    inner = nn.Sequential(nn.Conv1d(3, 3, 3, padding=1), nn.Sequential(nn.Tanh(), nn.Conv1d(3, 3, 2)))
+    net = nn.Sequential(nn.Conv1d(2, 3, 5, padding=2), inner, nn.AvgPool1d(2)).double()
+    x = torch.randn(4, 2, 37, dtype=torch.float64)
+    assert_streams_exactly(net, x)
+    assert_minimal_latency(net, x[0])
+
+
+def test_float32_within_the_documented_tolerance(device: torch.device) -> None:
+    net = nn.Sequential(
+        nn.Conv1d(1, 16, 5, padding=2), nn.GELU(), nn.Conv1d(16, 16, 3, stride=2, padding=1),
+        nn.ConvTranspose1d(16, 8, 4, stride=2, padding=1), nn.Conv1d(8, 1, 3, padding=1),
+    ).to(device)  # fmt: skip
+    x = torch.randn(3, 1, 64, device=device)
+    assert_streams_exactly(net, x, partitions=4)
+
+
+def test_final_reaches_the_stages_after_one_that_has_nothing_left() -> None:
+    # the strided conv has nothing more on the final empty block; the transposed conv after it
+    # still holds the overlap of its last outputs (torch-streamer 0.0.2 lost them)
+    net = nn.Sequential(nn.Conv1d(1, 2, 4, stride=4), nn.ConvTranspose1d(2, 1, 6, stride=2)).double()
+    x = torch.randn(1, 32, dtype=torch.float64)
+    stream = pts.Sequential1dStream(net)
+    outputs = stream_blocks(stream, x, [32], final_empty=True)
+    assert outputs[-1] is not None and outputs[-1].shape[-1] == 4
+    assert torch.allclose(torch.cat([y for y in outputs if y is not None], -1), net(x))
+
+
+def test_minimal_latency_of_a_mixed_network() -> None:
+    net = nn.Sequential(
+        nn.ConstantPad1d((2, 0), 0.0), nn.Conv1d(1, 4, 3), nn.ReLU(),
+        nn.Conv1d(4, 4, 3, stride=2, padding=1), nn.ConvTranspose1d(4, 2, 4, stride=2, padding=1),
+        nn.AvgPool1d(3, stride=1, padding=1, count_include_pad=False),
+    ).double()  # fmt: skip
+    x = torch.randn(1, 30, dtype=torch.float64)
+    assert_minimal_latency(net, x)
+
+
+def test_empty_sequential_is_the_identity() -> None:
+    stream = pts.Sequential1dStream(nn.Sequential())
+    x = torch.randn(2, 9)
+    assert_streams_exactly(nn.Sequential(), x, stream=stream)
+    assert stream(x[:, :0]) is None
+    assert stream.receptive_field == 1 and stream.lookahead == 0
+
+
+def test_elementwise_only_sequential() -> None:
+    net = nn.Sequential(nn.GELU(), nn.Tanh(), nn.Dropout(0.5)).eval()
+    assert_streams_exactly(net, torch.randn(3, 2, 20))
+    assert pts.create_stream(net).receptive_field == 1
+
+
+def test_in_channels_are_read_past_leading_activations() -> None:
+    net = nn.Sequential(nn.GELU(), nn.Dropout(), nn.Conv1d(3, 4, 3))
+    stream = pts.Sequential1dStream(net)
+    assert stream.in_channels == 3
+    with pytest.raises(pts.StreamError, match=r"expected 3 input channels .*Conv1d\(3, 4.*got 2"):
+        stream(torch.randn(2, 10))
+
+
+class Shift(nn.Module):
+    """An element-wise module without a handler: probed, then streamed as element-wise."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * 2 + 1
+
+
+def test_first_child_of_unknown_channels() -> None:
+    net = nn.Sequential(Shift(), nn.Conv1d(2, 3, 3, padding=1), nn.Conv1d(3, 1, 2)).double()
+    stream = pts.Sequential1dStream(net)
+    assert stream.in_channels == -1
+    assert_streams_exactly(net, torch.randn(2, 2, 25, dtype=torch.float64), stream=stream)
+
+
+def test_unstreamable_child_is_named_by_its_path() -> None:
+    net = nn.Sequential(nn.Conv1d(2, 4, 3), nn.Sequential(nn.ReLU(), nn.GroupNorm(2, 4)))
+    with pytest.raises(pts.NotStreamableError, match=r"^1\.1 \(GroupNorm\): .*register_streamer"):
+        pts.Sequential1dStream(net)
+
+
+class Picky(pts.BaseStream):
+    """Refuses blocks with negative samples, as a user's stream might, with a StreamError."""
+
+    def step(self, x: Tensor, final: bool = False) -> Optional[Tensor]:
+        if bool((x < 0).any()):
+            raise pts.StreamError("Picky: negative samples")
+        return x if x.shape[-1] else None
+
+
+class PickyModule(nn.Module):
+    def forward(self, x: Tensor) -> Tensor:
+        return x
+
+
+def test_run_time_error_of_a_child_is_named_by_its_path() -> None:
+    pts.register_streamer(PickyModule, lambda module: Picky())
+    try:
+        net = nn.Sequential(nn.Identity(), nn.Sequential(nn.Tanh(), PickyModule()))
+        stream = pts.create_stream(net)
+        assert torch.equal(stream(torch.ones(1, 4)), net(torch.ones(1, 4)))
+        with pytest.raises(pts.StreamError, match=r"^1\.1 \(PickyModule\): Picky: negative"):
+            stream(-torch.ones(1, 4))
+    finally:
+        pts.unregister_streamer(PickyModule)
+
+
+def test_timing_composes() -> None:
+    net = nn.Sequential(nn.Conv1d(1, 1, 5, padding=2), nn.Conv1d(1, 1, 3, stride=2, padding=1))
+    stream = pts.Sequential1dStream(net)
+    assert stream.receptive_field == 7
+    assert stream.rate == pytest.approx(0.5)
+    assert "stages.1" in pts.describe(stream)
+
+
+def test_snapshots_resume_exactly() -> None:
+    net = nn.Sequential(nn.Conv1d(1, 3, 5, padding=2), nn.ConvTranspose1d(3, 1, 4, stride=2)).double()
+    x = torch.randn(1, 40, dtype=torch.float64)
+    stream = pts.Sequential1dStream(net)
+    with torch.no_grad():
+        first = stream(x[:, :17])
+        fork = copy.deepcopy(stream)
+        buffer = io.BytesIO()
+        torch.save(stream, buffer)
+        buffer.seek(0)
+        loaded = torch.load(buffer, weights_only=False)
+        for resumed in (stream, fork, loaded):
+            rest = resumed(x[:, 17:], final=True)
+            got = torch.cat([t for t in (first, rest) if t is not None], dim=-1)
+            assert torch.allclose(got, net(x))
+
+
+def test_rejects_what_is_not_a_sequential() -> None:
+    with pytest.raises(pts.StreamError, match="expected an nn.Sequential"):
+        pts.Sequential1dStream(nn.Conv1d(1, 1, 1))  # type: ignore[arg-type]
