@@ -66,7 +66,6 @@ MEMBERS = {
     "contrib": "torchstreamer-contrib",
 }
 META = "torch-streamer"
-DEVICE_VARIABLE = "TORCHSTREAMER_TEST_DEVICE"
 BASELINE_VARIABLE = "TORCHSTREAMER_BASELINE_PATH"
 BASELINE = "torch-streamer==0.0.2"
 # One intra-op thread in the test sessions unless told otherwise: streams mostly run small

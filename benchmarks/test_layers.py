@@ -12,11 +12,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 import torch
+from streaming import BLOCKS, LENGTH, compare_streaming
 from torch import nn
 
 import torchstreamer as pts
-
-from streaming import BLOCKS, LENGTH, compare_streaming
 
 if TYPE_CHECKING:
     from benchmarks.conftest import Timer

@@ -45,9 +45,7 @@ def seed_resnet(residual: Callable[[nn.Module], nn.Module]) -> nn.Sequential:
         nn.Conv1d(1, 128, 1),
         *[
             residual(
-                nn.Sequential(
-                    nn.GELU(), nn.Conv1d(128, 256, 3), nn.GELU(), nn.Conv1d(256, 128, 1)
-                )
+                nn.Sequential(nn.GELU(), nn.Conv1d(128, 256, 3), nn.GELU(), nn.Conv1d(256, 128, 1))
             )
             for _ in range(3)
         ],

@@ -31,7 +31,9 @@ def device() -> torch.device:
 
 @pytest.fixture
 def no_script_warning() -> Iterator[None]:
-    """Silences the FutureWarning that ``torch.jit.script`` emits in recent torch versions."""
+    """Silences the deprecation notice that ``torch.jit.script`` emits in recent torch versions
+    (a FutureWarning or a DeprecationWarning, depending on the version)."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=FutureWarning)
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
         yield

@@ -49,23 +49,32 @@ def test_streams_exactly_float32(resample: Resample, length: int, seed: int) -> 
 @pytest.mark.parametrize(("orig_freq", "new_freq"), [(44100, 48000), (48000, 44100)])
 def test_streams_a_realistic_pair(orig_freq: int, new_freq: int) -> None:
     resample = Resample(orig_freq, new_freq)
-    x = torch.randn(2, 700, dtype=torch.float64)
+    x = torch.randn(2, 400, dtype=torch.float64)
     assert_streams_exactly(resample, x, partitions=3, block=160)
 
 
 @pytest.mark.parametrize(
-    ("orig_freq", "new_freq", "method"),
+    ("orig_freq", "new_freq", "method", "rolloff"),
     [
-        (1, 2, "sinc_interp_hann"),
-        (3, 2, "sinc_interp_hann"),
-        (2, 3, "sinc_interp_kaiser"),
-        (7, 5, "sinc_interp_hann"),
+        (1, 2, "sinc_interp_hann", 0.99),
+        (3, 2, "sinc_interp_hann", 0.99),
+        (2, 3, "sinc_interp_kaiser", 0.99),
+        (7, 5, "sinc_interp_hann", 0.99),
+        # outputs on an input depend on it alone, the ones between on a dozen inputs ahead
+        (1, 2, "sinc_interp_hann", 1.0),
+        (2, 5, "sinc_interp_kaiser", 1.0),
     ],
 )
-def test_minimal_latency(orig_freq: int, new_freq: int, method: str) -> None:
-    resample = Resample(orig_freq, new_freq, resampling_method=method)
+def test_minimal_latency(orig_freq: int, new_freq: int, method: str, rolloff: float) -> None:
+    resample = Resample(orig_freq, new_freq, resampling_method=method, rolloff=rolloff)
     x = torch.randn(1, 45, dtype=torch.float64)
     assert_minimal_latency(resample, x, stream=ResampleStream(resample))
+
+
+@given(resamplers(), st.integers(0, 2**16))
+def test_minimal_latency_of_any_filter(resample: Resample, seed: int) -> None:
+    x = torch.randn(1, 30, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+    assert_minimal_latency(resample, x, stream=ResampleStream(resample), seed=seed)
 
 
 @pytest.mark.parametrize(
@@ -159,6 +168,17 @@ def test_a_rejected_block_leaves_the_stream_exact() -> None:
         stream(x[:, 11:15].expand(3, 2, 4))
     tail = stream(x[:, 11:], final=True)
     torch.testing.assert_close(torch.cat([head, tail], -1), resample(x), atol=1e-12, rtol=0)
+
+
+def test_moves_and_casts_in_mid_stream() -> None:
+    resample = Resample(3, 5)
+    x = torch.randn(2, 40, dtype=torch.float64)
+    stream = ResampleStream(resample)
+    head = stream(x[:, :13].float())
+    stream.double()
+    tail = stream(x[:, 13:], final=True)
+    assert tail.dtype == torch.float64
+    torch.testing.assert_close(torch.cat([head.double(), tail], -1), resample(x), atol=1e-5, rtol=0)
 
 
 def test_state_stays_bounded_at_one_sample_blocks() -> None:

@@ -4,7 +4,6 @@ Not ``from __future__ import annotations``: ``FirStream`` is scripted, and Torch
 resolve string annotations.
 """
 
-import os
 import warnings
 from collections.abc import Iterator
 from types import ModuleType
@@ -16,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from torchstreamer.core import BaseStream, TimeBuffer, Timing
-from torchstreamer.testing import load_hypothesis_profile
+from torchstreamer.testing import device_under_test, load_hypothesis_profile
 
 load_hypothesis_profile()
 
@@ -60,18 +59,8 @@ class FirStream(BaseStream):
 
 @pytest.fixture
 def device() -> torch.device:
-    """The device under test: ``TORCHSTREAMER_TEST_DEVICE`` (``cpu`` when unset).
-
-    On CUDA, float32 convolutions and products are made exact IEEE arithmetic (no TF32), so
-    that comparisons measure the streams, not TF32 rounding.
-    """
-    device = torch.device(os.environ.get("TORCHSTREAMER_TEST_DEVICE", "cpu"))
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            pytest.skip("TORCHSTREAMER_TEST_DEVICE asks for CUDA, but no CUDA device is available")
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
-    return device
+    """The device under test: ``TORCHSTREAMER_TEST_DEVICE`` (``cpu`` when unset)."""
+    return device_under_test()
 
 
 @pytest.fixture
@@ -97,7 +86,8 @@ def registry(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
 
 @pytest.fixture
 def no_script_warning() -> Iterator[None]:
-    """Silences the FutureWarning that ``torch.jit.script`` emits in recent torch versions."""
+    """Silences the warning that ``torch.jit.script`` is deprecated (Future- or Deprecation-)."""
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=FutureWarning)
+        for category in (FutureWarning, DeprecationWarning):
+            warnings.filterwarnings("ignore", message=".*torch.jit.script", category=category)
         yield

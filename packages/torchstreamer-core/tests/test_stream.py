@@ -89,11 +89,6 @@ def test_a_rejected_block_names_the_problem_and_changes_nothing(
     torch.testing.assert_close(joined([head, *tail]), expected)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the device check compares Tensor.get_device(), which is -1 for cpu and meta alike "
-    "(and 0 for cuda:0, xpu:0 and mps:0 alike)",
-)
 def test_a_block_on_another_device_is_rejected(fir_stream: Any, conv: nn.Conv1d) -> None:
     stream = fir_stream(conv)
     with pytest.raises(StreamError, match=r"expected a block on cpu.*got one on meta"):

@@ -83,6 +83,11 @@ class TestCorrectStreams:
         assert_streams_exactly(conv, x, stream=MovingAverage(), seed=3, block=4)
         assert_minimal_latency(conv, x, stream=MovingAverage())
 
+    def test_nan_outputs_are_compared_as_equal(self) -> None:
+        x = torch.randn(2, 23)
+        x[1, 11] = float("nan")
+        assert_streams_exactly(average(), x, stream=MovingAverage())
+
     def test_expected_replaces_the_module_output(self) -> None:
         x = torch.randn(1, 20)
         shifted = average()(x) + 1

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+
+import pytest
 import torch
 from hypothesis import strategies as st
 from torch import Tensor, nn
@@ -109,7 +112,7 @@ def determined_outputs(module: nn.Module, x: Tensor, prefix: int, *, exact: bool
     for other in outputs[1:]:
         common = min(other.shape[-1], count)
         same = torch.isclose(other[..., :common], reference[..., :common], atol=atol, rtol=rtol)
-        differ = (~same.reshape(-1, common).all(dim=0)).nonzero()
+        differ = (~same.flatten(0, -2).all(dim=0)).nonzero()
         count = int(differ[0]) if len(differ) else common
     return count
 
@@ -138,3 +141,18 @@ def assert_emits_once_determined(
                 f"but the input determines exactly {determined}"
             )
     stream.reset()
+
+
+def device_under_test() -> torch.device:
+    """``TORCHSTREAMER_TEST_DEVICE`` (``cpu`` when unset); skips when CUDA is asked for but absent.
+
+    On CUDA, float32 convolutions and products are made exact IEEE arithmetic (no TF32), so
+    that comparisons measure the streams, not TF32 rounding.
+    """
+    device = torch.device(os.environ.get("TORCHSTREAMER_TEST_DEVICE", "cpu"))
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            pytest.skip("TORCHSTREAMER_TEST_DEVICE asks for CUDA, but no CUDA device is available")
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    return device

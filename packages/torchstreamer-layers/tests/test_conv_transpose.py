@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from strategies_upsampling import (  # noqa: E402
     assert_emits_once_determined,
     conv_transposes,
+    device_under_test,
     signal,
 )
 
@@ -286,3 +287,16 @@ def test_repr() -> None:
         "ConvTranspose1dStream(4, 2, kernel_size=3, stride=2, padding=1, output_padding=1, "
         "groups=2, edges='valid')"
     )
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_streams_exactly_on_the_test_device(dtype: torch.dtype) -> None:
+    device = device_under_test()
+    for conv in [
+        nn.ConvTranspose1d(16, 8, 4, stride=2, padding=1),
+        nn.ConvTranspose1d(4, 6, 5, stride=3, padding=3, output_padding=2, dilation=2, groups=2),
+        nn.ConvTranspose1d(8, 8, 16, stride=8, padding=4, bias=False),
+    ]:
+        conv = conv.to(device, dtype)
+        x = signal((2, conv.in_channels, 50), 15, dtype).to(device)
+        assert_streams_exactly(conv, x, stream=pts.ConvTranspose1dStream(conv), partitions=3)

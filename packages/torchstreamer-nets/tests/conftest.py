@@ -21,8 +21,14 @@ load_hypothesis_profile()
 # the machines that run these tests are shared: one intra-op thread is as fast at the small
 # blocks tested here, and does not slow to a crawl when other work competes for the cores
 torch.set_num_threads(1)
-# the random networks include 'same' padding with even kernels on purpose
-warnings.filterwarnings("ignore", message="Using padding='same' with even kernel lengths")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # the random networks include 'same' padding with even kernels on purpose
+    config.addinivalue_line(
+        "filterwarnings", "ignore:Using padding='same' with even kernel lengths:UserWarning"
+    )
+
 
 Draw = Callable[[st.SearchStrategy[Any]], Any]
 LayerMaker = Callable[..., tuple[list[nn.Module], int]]
@@ -57,7 +63,9 @@ def _conv(draw: Draw, c_in: int, c_out: int, *, keep_rate: bool) -> nn.Module:
     dilation = draw(st.integers(1, 2))
     stride = 1 if keep_rate else draw(st.integers(1, 3))
     span = dilation * (kernel - 1) + 1
-    padding: Any = draw(st.sampled_from(["same", 0, span // 2, span - 1] if stride == 1 else [0, span // 2]))
+    padding: Any = draw(
+        st.sampled_from(["same", 0, span // 2, span - 1] if stride == 1 else [0, span // 2])
+    )
     mode = draw(st.sampled_from(["zeros", "zeros", "replicate", "reflect"]))
     groups = draw(st.sampled_from([1, 2])) if c_in % 2 == 0 and c_out % 2 == 0 else 1
     return nn.Conv1d(
@@ -96,8 +104,10 @@ def _pad(draw: Draw) -> nn.Module:
     kind = draw(st.sampled_from(["constant", "replicate", "reflect"]))
     if kind == "constant":
         return nn.ConstantPad1d((left, right), draw(st.floats(-1, 1)))
-    return nn.ReplicationPad1d((left, right)) if kind == "replicate" else nn.ReflectionPad1d(
-        (left, right)
+    return (
+        nn.ReplicationPad1d((left, right))
+        if kind == "replicate"
+        else nn.ReflectionPad1d((left, right))
     )
 
 
@@ -119,7 +129,9 @@ def random_layers(
         kind = draw(st.sampled_from(kinds))
         if keep_rate and kind in ("transposed", "upsample"):
             kind = "conv"
-        out = draw(st.sampled_from([channels, 2, 4])) if kind in ("conv", "transposed") else channels
+        out = (
+            draw(st.sampled_from([channels, 2, 4])) if kind in ("conv", "transposed") else channels
+        )
         if kind == "conv":
             layers.append(_conv(draw, channels, out, keep_rate=keep_rate))
         elif kind == "pool":

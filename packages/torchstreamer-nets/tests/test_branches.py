@@ -40,10 +40,8 @@ def test_containers_reject_bad_arguments() -> None:
 
 def test_hifigan_style_fusion_streams_exactly() -> None:
     def resblock(kernel: int) -> nn.Module:
-        return nn.Sequential(*[
-            pts.Residual1d(nn.LeakyReLU(0.1), nn.Conv1d(4, 4, kernel, dilation=d, padding=d * (kernel - 1) // 2))
-            for d in (1, 3)
-        ])  # fmt: skip
+        convs = [nn.Conv1d(4, 4, kernel, dilation=d, padding=d * (kernel - 1) // 2) for d in (1, 3)]
+        return nn.Sequential(*[pts.Residual1d(nn.LeakyReLU(0.1), conv) for conv in convs])
 
     fusion = pts.Parallel1d(resblock(3), resblock(5), resblock(7), reduce="mean").double()
     x = torch.randn(2, 4, 40, dtype=torch.float64)
@@ -66,9 +64,15 @@ def _branches(draw, layers, rate_keeping: bool):  # type: ignore[no-untyped-def]
 
 
 @given(data=st.data(), length=st.integers(10, 36), concat=st.booleans(), mean=st.booleans())
-def test_random_branches_stream_exactly(data: st.DataObject, layers, offline, length, concat, mean) -> None:  # type: ignore[no-untyped-def]
+def test_random_branches_stream_exactly(
+    data: st.DataObject, layers, offline, length, concat, mean
+) -> None:  # type: ignore[no-untyped-def]
     channels, branches = data.draw(_branches(layers, rate_keeping=True))
-    module = pts.Concat1d(*branches) if concat else pts.Parallel1d(*branches, reduce="mean" if mean else "sum")
+    module = (
+        pts.Concat1d(*branches)
+        if concat
+        else pts.Parallel1d(*branches, reduce="mean" if mean else "sum")
+    )
     module = module.double().eval()
     x = torch.randn(2, channels, length, dtype=torch.float64)
     expected = offline(module, x)
@@ -77,7 +81,9 @@ def test_random_branches_stream_exactly(data: st.DataObject, layers, offline, le
 
 
 def test_strided_branches_of_one_rate_stream_exactly() -> None:
-    module = pts.Concat1d(nn.Conv1d(1, 2, 4, stride=2), nn.Conv1d(1, 1, 2, stride=2), nn.AvgPool1d(2)).double()
+    module = pts.Concat1d(
+        nn.Conv1d(1, 2, 4, stride=2), nn.Conv1d(1, 1, 2, stride=2), nn.AvgPool1d(2)
+    ).double()
     x = torch.randn(1, 33, dtype=torch.float64)
     assert_streams_exactly(module, x)
     assert_minimal_latency(module, x)
@@ -85,7 +91,9 @@ def test_strided_branches_of_one_rate_stream_exactly() -> None:
 
 def test_branches_at_different_rates_are_refused() -> None:
     module = pts.Parallel1d(nn.Conv1d(1, 1, 2, stride=2), nn.Identity())
-    with pytest.raises(pts.NotStreamableError, match=r"different sample rates \(branches.0 at rate 1/2"):
+    with pytest.raises(
+        pts.NotStreamableError, match=r"different sample rates \(branches.0 at rate 1/2"
+    ):
         pts.create_stream(module)
 
 

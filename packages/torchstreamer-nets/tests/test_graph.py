@@ -28,8 +28,12 @@ class TemporalBlock(nn.Module):
     def __init__(self, n_in: int, n_out: int, kernel: int, dilation: int) -> None:
         super().__init__()
         padding = (kernel - 1) * dilation
-        conv1 = nn.utils.parametrizations.weight_norm(nn.Conv1d(n_in, n_out, kernel, padding=padding, dilation=dilation))
-        conv2 = nn.utils.parametrizations.weight_norm(nn.Conv1d(n_out, n_out, kernel, padding=padding, dilation=dilation))
+        conv1 = nn.utils.parametrizations.weight_norm(
+            nn.Conv1d(n_in, n_out, kernel, padding=padding, dilation=dilation)
+        )
+        conv2 = nn.utils.parametrizations.weight_norm(
+            nn.Conv1d(n_out, n_out, kernel, padding=padding, dilation=dilation)
+        )
         self.net = nn.Sequential(
             conv1, Chomp1d(padding), nn.ReLU(), nn.Dropout(0.2),
             conv2, Chomp1d(padding), nn.ReLU(), nn.Dropout(0.2),
@@ -44,7 +48,7 @@ class TemporalBlock(nn.Module):
 
 
 def _tcn(channels: list[int], kernel: int = 3) -> nn.Module:
-    blocks = [TemporalBlock(([2] + channels)[i], c, kernel, 2**i) for i, c in enumerate(channels)]
+    blocks = [TemporalBlock(([2, *channels])[i], c, kernel, 2**i) for i, c in enumerate(channels)]
     return nn.Sequential(*blocks).eval()
 
 
@@ -56,7 +60,10 @@ def test_tcn_streams_exactly_and_causally() -> None:
     # the chomps make every convolution causal: no output waits for a later sample
     assert stream.lookahead == 0
     assert stream.receptive_field == 1 + 2 * 2 * (1 + 2 + 4)
-    assert_minimal_latency(tcn, x[0, :, :24])
+    # ReLU zeros would make outputs look determined by chance: leaky ones for this check
+    for block in tcn:
+        block.relu = block.net[2] = block.net[6] = nn.LeakyReLU(0.1)
+    assert_minimal_latency(tcn, x[:1, :, :24])
 
 
 class Mixer(nn.Module):
@@ -77,16 +84,17 @@ class Mixer(nn.Module):
         u, v, w = y.chunk(3, dim=1)
         head = torch.cat([u.sigmoid() * v, x[:, :2, 1:-1]], dim=-2)
         head += x[:, :1, 2:]
-        return head - w.softmax(dim=1) + F.pad(x[:, 1:2], (0, 2), mode="replicate")[..., 3:]
+        return head - w.softmax(dim=1) + F.pad(x[:, 1:2], (0, 2), mode="replicate")[..., 4:]
 
 
 def test_paths_of_different_lookahead_stream_exactly() -> None:
     mixer = Mixer().double()
     x = torch.randn(2, 3, 30, dtype=torch.float64)
     stream = pts.create_stream(mixer)
-    assert isinstance(stream, pts.Graph1dStream) and stream.in_channels == 3
+    assert isinstance(stream, pts.Graph1dStream)
+    assert stream.in_channels == 3
     assert_streams_exactly(mixer, x, stream=stream)
-    assert_minimal_latency(mixer, x[0], stream=stream)
+    assert_minimal_latency(mixer, x[:1], stream=stream)
     assert_streams_exactly(mixer.float(), x.float(), partitions=2)
 
 
@@ -113,7 +121,9 @@ def _program(draw: Any) -> list[tuple[Any, ...]]:
             shortening.append(shortening[source] + start + stop)
         elif kind == "pad":
             left, right = draw(st.integers(0, 2)), draw(st.integers(0, 2))
-            steps.append(("pad", source, left, right, draw(st.sampled_from(["constant", "replicate"]))))
+            steps.append(
+                ("pad", source, left, right, draw(st.sampled_from(["constant", "replicate"])))
+            )
             shortening.append(shortening[source] - left - right)
         else:
             other = draw(st.integers(0, len(shortening) - 1))
@@ -132,10 +142,12 @@ class Program(nn.Module):
         super().__init__()
         self.steps = steps
         self.convs = nn.ModuleList(
-            nn.Conv1d(channels, channels, s[2], padding=s[3]) if s[0] == "conv" else nn.Conv1d(2 * channels, channels, 1)
+            nn.Conv1d(channels, channels, s[2], padding=s[3])
+            if s[0] == "conv"
+            else nn.Conv1d(2 * channels, channels, 1)
             for s in steps
             if s[0] in ("conv", "cat")
-        )  # fmt: skip
+        )
         self.offset = nn.Parameter(torch.randn(channels, 1))
 
     def forward(self, x: Tensor) -> Tensor:
@@ -148,7 +160,9 @@ class Program(nn.Module):
             elif kind == "act" and step[2] == "affine":
                 values.append(source * 0.5 + self.offset)
             elif kind == "act":
-                values.append(F.gelu(source) if step[2] == "gelu" else getattr(torch, step[2])(source))
+                values.append(
+                    F.gelu(source) if step[2] == "gelu" else getattr(torch, step[2])(source)
+                )
             elif kind == "chomp":
                 values.append(source[..., step[2] : -step[3]])
             elif kind == "pad":
@@ -156,7 +170,11 @@ class Program(nn.Module):
             else:
                 cropped = source[..., step[3] : -step[4] or None]
                 other = values[step[2]]
-                joined = cropped + other if kind == "add" else next(convs)(torch.cat([cropped, other], 1))
+                joined = (
+                    cropped + other
+                    if kind == "add"
+                    else next(convs)(torch.cat([cropped, other], 1))
+                )
                 values.append(joined)
         return values[-1]
 
@@ -209,12 +227,22 @@ class SharedInPlace(nn.Module):
 @pytest.mark.parametrize(
     ("module", "message"),
     [
-        (Flip(), r"node flip \(\.flip\(\)\) of Flip\.forward at test_graph\.py:\d+: `return x\.flip"),
+        (
+            Flip(),
+            r"node flip \(\.flip\(\)\) of Flip\.forward at test_graph\.py:\d+: `return x\.flip",
+        ),
         (TimeMean(), r"node mean .* works along dimension -1, not along channels"),
         (TimeCat(), r"node cat .* works along dimension -1"),
         (Broadcast(), r"node mul .* broadcasts ramp along time"),
-        (SharedInPlace(), r"node relu_ .* changes a value in place that other operations also read"),
-        (LengthCrop(), r"node getattr .*LengthCrop\.forward at test_graph\.py:\d+: `return x\[\.\.\., : x\.shape"),
+        (
+            SharedInPlace(),
+            r"node relu_ .* changes a value in place that other operations also read",
+        ),
+        (
+            LengthCrop(),
+            r"node getattr\w* \(getattr\) of LengthCrop\.forward at test_graph\.py:\d+: "
+            r"`return x\[\.\.\., : x\.shape.* reads the shape",
+        ),
     ],
 )
 def test_unstreamable_nodes_are_refused_when_built(module: nn.Module, message: str) -> None:
@@ -236,17 +264,17 @@ class Wobbly(nn.Module):
         return x * 2 if bool(x.sum() > 0) else x * 3
 
 
-class Gated(nn.Module):
+class Cumulative(nn.Module):
     """Not element-wise, and not traceable: the probing fallback must refuse it."""
 
     def forward(self, x: Tensor) -> Tensor:
-        return x.cumsum(-1) if bool(x.sum() > 0) else x
+        return x.cumsum(-1) if x.dim() == 3 else x
 
 
 def test_untraceable_modules_are_left_to_the_probing_fallback() -> None:
     stream = pts.create_stream(Wobbly())
     assert isinstance(stream, pts.Elementwise1dStream)
-    stream = pts.create_stream(Gated())
+    stream = pts.create_stream(Cumulative())
     with pytest.raises(pts.NotStreamableError, match="not element-wise"):
         stream(torch.ones(1, 30))
 
@@ -274,7 +302,7 @@ def test_nested_custom_modules_and_shared_weights() -> None:
     gate = Gate().double()
     x = torch.randn(3, 2, 25, dtype=torch.float64)
     assert_streams_exactly(gate, x)
-    assert_minimal_latency(gate, x[0])
+    assert_minimal_latency(gate, x[:1])
     stream = pts.create_stream(gate)
     with torch.no_grad():
         gate.out.weight.mul_(-1)  # streams share the module's weights
@@ -309,10 +337,14 @@ def test_graph_without_a_signal_output_is_refused() -> None:
         def forward(self, x: Tensor) -> Tensor:
             return self.value * 2
 
-    with pytest.raises(pts.NotStreamableError, match="must return one tensor computed from its input"):
+    with pytest.raises(
+        pts.NotStreamableError, match="must return one tensor computed from its input"
+    ):
         pts.Graph1dStream(Constant())
 
 
 def test_describe_lists_the_streams_of_the_graph() -> None:
     table = pts.describe(pts.create_stream(Mixer()))
-    assert "Graph1dStream(Mixer)" in table and "Conv1dStream" in table and "TimeSlice1dStream" in table
+    assert "Graph1dStream(Mixer)" in table
+    assert "Conv1dStream" in table
+    assert "TimeSlice1dStream" in table

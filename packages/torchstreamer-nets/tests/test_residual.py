@@ -15,6 +15,7 @@ from torchstreamer.testing import assert_minimal_latency, assert_streams_exactly
 def test_seed_resnet_example_runs_as_written() -> None:
     import torch as pt
     import torch.nn as nn
+
     import torchstreamer as pts
 
     net = nn.Sequential(
@@ -36,7 +37,8 @@ def test_seed_resnet_example_runs_as_written() -> None:
     stream = pts.Sequential1dStream(net)
 
     assert_streams_exactly(net, pt.randn(1, 50), stream=stream, partitions=3)
-    assert stream.in_channels == 1 and stream.receptive_field == 7
+    assert stream.in_channels == 1
+    assert stream.receptive_field == 7
 
 
 @pytest.mark.parametrize("shortening", [0, 1, 2, 3, 4])
@@ -68,15 +70,17 @@ def test_residual1d_refuses_an_inner_network_that_lengthens() -> None:
     ],
 )
 def test_rate_changes_are_invalid_residual_strides(inner) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(ValueError, match="^invalid_residual_stride: "):
+    with pytest.raises(ValueError, match=r"^invalid_residual_stride: "):
         pts.Residual1d(inner())
     if not isinstance(inner(), nn.Sequential) or not isinstance(inner()[0], nn.GroupNorm):
-        with pytest.raises(ValueError, match="^invalid_residual_stride: "):
+        with pytest.raises(ValueError, match=r"^invalid_residual_stride: "):
             pts.Residual1dStream(inner())
 
 
 def test_down_then_up_keeps_the_rate_and_streams() -> None:
-    inner = nn.Sequential(nn.Conv1d(2, 4, 4, stride=2, padding=1), nn.ConvTranspose1d(4, 2, 4, stride=2, padding=1))
+    inner = nn.Sequential(
+        nn.Conv1d(2, 4, 4, stride=2, padding=1), nn.ConvTranspose1d(4, 2, 4, stride=2, padding=1)
+    )
     block = pts.Residual1d(inner).double()
     x = torch.randn(2, 2, 31, dtype=torch.float64)
     assert_streams_exactly(block, x)
@@ -85,7 +89,8 @@ def test_down_then_up_keeps_the_rate_and_streams() -> None:
 
 def test_several_modules_make_a_sequential_inner_network() -> None:
     block = pts.Residual1d(nn.GELU(), nn.Conv1d(3, 3, 3))
-    assert isinstance(block.net, nn.Sequential) and len(block.net) == 2
+    assert isinstance(block.net, nn.Sequential)
+    assert len(block.net) == 2
     assert_streams_exactly(block, torch.randn(3, 20))
 
 
@@ -101,7 +106,9 @@ def _residual_stack(draw, layers):  # type: ignore[no-untyped-def]
     channels = draw(st.sampled_from([1, 2]))
     blocks: list[nn.Module] = []
     for _ in range(draw(st.integers(1, 3))):
-        inner, out = layers(draw, channels, count=3, keep_rate=True, kinds=("conv", "pool", "act", "pad"))
+        inner, out = layers(
+            draw, channels, count=3, keep_rate=True, kinds=("conv", "pool", "act", "pad")
+        )
         if out != channels:
             inner.append(nn.Conv1d(out, channels, draw(st.integers(1, 3))))
         if draw(st.booleans()):
@@ -113,7 +120,9 @@ def _residual_stack(draw, layers):  # type: ignore[no-untyped-def]
 
 
 @given(data=st.data(), length=st.integers(12, 40), batched=st.booleans())
-def test_random_residual_stacks_stream_exactly(data: st.DataObject, layers, offline, length, batched) -> None:  # type: ignore[no-untyped-def]
+def test_random_residual_stacks_stream_exactly(
+    data: st.DataObject, layers, offline, length, batched
+) -> None:  # type: ignore[no-untyped-def]
     try:
         channels, net = data.draw(_residual_stack(layers))
     except ValueError:
@@ -167,9 +176,11 @@ def test_the_output_never_shares_memory_with_the_input() -> None:
     stream = pts.Residual1dStream(nn.Identity())
     x = torch.randn(2, 8)
     y = stream(x)
-    assert y is not None and torch.equal(y, 2 * x)
+    assert y is not None
+    assert torch.equal(y, 2 * x)
     y += 1
-    assert torch.equal(y, 2 * x + 1) and not torch.equal(x, y - x)
+    assert torch.equal(y, 2 * x + 1)
+    assert not torch.equal(x, y - x)
 
 
 def test_fork_mid_stream() -> None:
@@ -183,3 +194,19 @@ def test_fork_mid_stream() -> None:
             tail = resumed(x[:, 13:], final=True)
             got = torch.cat([t for t in (head, tail) if t is not None], dim=-1)
             assert torch.allclose(got, block(x))
+
+
+class Doubled(nn.Module):
+    """Element-wise in time, but it doubles the channels: the first Conv1d misleads a guess."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x, -x], dim=1)
+
+
+def test_alignment_is_measured_on_the_first_block_when_channels_cannot_be_guessed() -> None:
+    block = pts.Residual1d(nn.Sequential(Doubled(), nn.Conv1d(4, 2, 3))).double()
+    stream = pts.Residual1dStream(block)
+    with pytest.raises(NotImplementedError, match="first block"):
+        stream.timing()
+    assert_streams_exactly(block, torch.randn(2, 2, 20, dtype=torch.float64), stream=stream)
+    assert stream.lookahead == 2

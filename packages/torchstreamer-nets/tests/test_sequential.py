@@ -1,8 +1,8 @@
 """Sequential1dStream: every layer handler in a chain, compared with the network's own output."""
 
 import copy
-from fractions import Fraction
 import io
+from fractions import Fraction
 from typing import Optional
 
 import pytest
@@ -17,8 +17,9 @@ from torchstreamer.testing import assert_minimal_latency, assert_streams_exactly
 
 def test_seed_sequential_example_runs_as_written() -> None:
     import torch as pt
-    import torchstreamer as pts
     from torch import nn
+
+    import torchstreamer as pts
 
     net = nn.Sequential(
         nn.Conv1d(1, 128, 1),
@@ -42,7 +43,9 @@ def test_seed_sequential_example_runs_as_written() -> None:
 
 
 @given(data=st.data(), length=st.integers(8, 40), batched=st.booleans())
-def test_random_sequentials_stream_exactly(data: st.DataObject, layers, offline, length, batched) -> None:  # type: ignore[no-untyped-def]
+def test_random_sequentials_stream_exactly(
+    data: st.DataObject, layers, offline, length, batched
+) -> None:  # type: ignore[no-untyped-def]
     channels = data.draw(st.sampled_from([1, 2, 3]))
     modules, _ = layers(data.draw, channels, count=5)
     net = nn.Sequential(*modules).double().eval()
@@ -53,7 +56,9 @@ def test_random_sequentials_stream_exactly(data: st.DataObject, layers, offline,
 
 
 @given(data=st.data(), length=st.integers(8, 40))
-def test_random_sequentials_valid_edges_match_unpadded_network(data: st.DataObject, layers, offline, length) -> None:  # type: ignore[no-untyped-def]
+def test_random_sequentials_valid_edges_match_unpadded_network(
+    data: st.DataObject, layers, offline, length
+) -> None:  # type: ignore[no-untyped-def]
     modules, _ = layers(data.draw, 2, count=4, kinds=("conv", "act"))
     net = nn.Sequential(*modules).double()
     unpadded = nn.Sequential(*(_unpadded(module) for module in net))
@@ -69,13 +74,17 @@ def _unpadded(module: nn.Module) -> nn.Module:
         return module
     m = module
     bias = m.bias is not None
-    conv = nn.Conv1d(m.in_channels, m.out_channels, m.kernel_size, m.stride, 0, m.dilation, m.groups, bias)
+    conv = nn.Conv1d(
+        m.in_channels, m.out_channels, m.kernel_size, m.stride, 0, m.dilation, m.groups, bias
+    )
     conv.load_state_dict(m.state_dict())
     return conv.double()
 
 
 def test_nested_sequentials_stream_exactly() -> None:
-    inner = nn.Sequential(nn.Conv1d(3, 3, 3, padding=1), nn.Sequential(nn.Tanh(), nn.Conv1d(3, 3, 2)))
+    inner = nn.Sequential(
+        nn.Conv1d(3, 3, 3, padding=1), nn.Sequential(nn.Tanh(), nn.Conv1d(3, 3, 2))
+    )
     net = nn.Sequential(nn.Conv1d(2, 3, 5, padding=2), inner, nn.AvgPool1d(2)).double()
     x = torch.randn(4, 2, 37, dtype=torch.float64)
     assert_streams_exactly(net, x)
@@ -94,11 +103,14 @@ def test_float32_within_the_documented_tolerance(device: torch.device) -> None:
 def test_final_reaches_the_stages_after_one_that_has_nothing_left() -> None:
     # the strided conv has nothing more on the final empty block; the transposed conv after it
     # still holds the overlap of its last outputs (torch-streamer 0.0.2 lost them)
-    net = nn.Sequential(nn.Conv1d(1, 2, 4, stride=4), nn.ConvTranspose1d(2, 1, 6, stride=2)).double()
+    net = nn.Sequential(
+        nn.Conv1d(1, 2, 4, stride=4), nn.ConvTranspose1d(2, 1, 6, stride=2)
+    ).double()
     x = torch.randn(1, 32, dtype=torch.float64)
     stream = pts.Sequential1dStream(net)
     outputs = stream_blocks(stream, x, [32], final_empty=True)
-    assert outputs[-1] is not None and outputs[-1].shape[-1] == 4
+    assert outputs[-1] is not None
+    assert outputs[-1].shape[-1] == 4
     assert torch.allclose(torch.cat([y for y in outputs if y is not None], -1), net(x))
 
 
@@ -117,7 +129,8 @@ def test_empty_sequential_is_the_identity() -> None:
     x = torch.randn(2, 9)
     assert_streams_exactly(nn.Sequential(), x, stream=stream)
     assert stream(x[:, :0]) is None
-    assert stream.receptive_field == 1 and stream.lookahead == 0
+    assert stream.receptive_field == 1
+    assert stream.lookahead == 0
 
 
 def test_elementwise_only_sequential() -> None:
@@ -189,7 +202,9 @@ def test_timing_composes() -> None:
 
 
 def test_snapshots_resume_exactly() -> None:
-    net = nn.Sequential(nn.Conv1d(1, 3, 5, padding=2), nn.ConvTranspose1d(3, 1, 4, stride=2)).double()
+    net = nn.Sequential(
+        nn.Conv1d(1, 3, 5, padding=2), nn.ConvTranspose1d(3, 1, 4, stride=2)
+    ).double()
     x = torch.randn(1, 40, dtype=torch.float64)
     stream = pts.Sequential1dStream(net)
     with torch.no_grad():
@@ -206,5 +221,5 @@ def test_snapshots_resume_exactly() -> None:
 
 
 def test_rejects_what_is_not_a_sequential() -> None:
-    with pytest.raises(pts.StreamError, match="expected an nn.Sequential"):
+    with pytest.raises(pts.StreamError, match=r"expected an nn\.Sequential"):
         pts.Sequential1dStream(nn.Conv1d(1, 1, 1))  # type: ignore[arg-type]

@@ -1,6 +1,5 @@
 """A time-axis buffer for stream state, in one preallocated tensor."""
 
-
 from typing import Any
 
 import torch
@@ -164,7 +163,8 @@ class TimeBuffer(StateModule):
     @torch.jit.unused
     def _apply(self, fn: Any, recurse: bool = True) -> "TimeBuffer":
         self.data = fn(self.data)
-        return super()._apply(fn, recurse)
+        super()._apply(fn, recurse)  # type: ignore[no-untyped-call]
+        return self
 
     def extra_repr(self) -> str:
         return f"held={self.held}, capacity={self.data.size(-1) if self.data.dim() == 3 else 0}"

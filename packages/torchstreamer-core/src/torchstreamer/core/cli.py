@@ -464,18 +464,22 @@ def _parser() -> argparse.ArgumentParser:
         choices=("pad", "valid"),
         default="pad",
         help="pad: stream module(x) with its padding; valid: ignore the padding, as "
-        "torch-streamer 0.0.2 did (default: pad)",
+        "torch-streamer 0.0.2 did, checked against a copy of the model whose layers have no "
+        "padding (default: pad)",
     )
     common.add_argument(
         "--channels",
         type=_positive,
+        metavar="C",
         help="input channels (default: the stream's, else the first Conv1d/ConvTranspose1d's)",
     )
     common.add_argument(
         "--sample-rate", type=_rate, metavar="HZ", help="also show times in milliseconds"
     )
-    common.add_argument("--seed", type=_count, default=0, help="seed of the input (default: 0)")
-    common.add_argument("--threads", type=_positive, help="torch intra-op threads")
+    common.add_argument(
+        "--seed", type=_count, default=0, metavar="N", help="seed of the input (default: 0)"
+    )
+    common.add_argument("--threads", type=_positive, metavar="N", help="torch intra-op threads")
     common.add_argument("--debug", action="store_true", help="show tracebacks of errors")
 
     check = commands.add_parser(
@@ -487,11 +491,16 @@ def _parser() -> argparse.ArgumentParser:
         "Exit status 0: exact; 1: not exact; 2: the check could not run.",
     )
     check.add_argument(
-        "--block", type=_positive, default=160, help="block size to time and check (default: 160)"
+        "--block",
+        type=_positive,
+        default=160,
+        metavar="SAMPLES",
+        help="block size to time and check (default: 160)",
     )
     check.add_argument(
         "--length",
         type=_positive,
+        metavar="SAMPLES",
         help="signal length (default: 16000, or 4 receptive fields if that is more)",
     )
     check.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1... (default: cpu)")
@@ -499,7 +508,11 @@ def _parser() -> argparse.ArgumentParser:
         "--dtype", choices=tuple(_DTYPES), default="float32", help="(default: float32)"
     )
     check.add_argument(
-        "--partitions", type=_count, default=8, help="random block partitions (default: 8)"
+        "--partitions",
+        type=_count,
+        default=8,
+        metavar="N",
+        help="random block partitions (default: 8)",
     )
     check.set_defaults(run=_check)
 

@@ -30,7 +30,7 @@ class StreamError(ValueError):
         where = f"{self.path} ({self.module_type})" if self.module_type else self.path
         return f"{where}: {self.reason}"
 
-    def within(self, name: str, module_type: str = "") -> "StreamError":
+    def within(self, name: str, module_type: str = "") -> StreamError:
         """Returns the same error, located one level deeper in a network.
 
         Args:

@@ -1,11 +1,10 @@
 """The stream protocol: :class:`BaseStream`."""
 
-
 from fractions import Fraction
-from typing import Optional
+from typing import ClassVar, Optional
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from ._state import StateModule
 from .errors import StreamError
@@ -45,7 +44,7 @@ class BaseStream(StateModule):
         module_hint: how error messages show the wrapped module, e.g. ``Conv1d(4, 8, ...)``.
     """
 
-    __jit_unused_properties__ = ["receptive_field", "rate", "lookahead"]
+    __jit_unused_properties__: ClassVar[list[str]] = ["receptive_field", "rate", "lookahead"]
 
     in_channels: int
     batch_size: int
@@ -83,13 +82,14 @@ class BaseStream(StateModule):
         rank = x.dim()
         xb = x.unsqueeze(0) if rank == 2 else x
         self.check_block(xb, rank)
-        # counters change only at the edges of a stream: assignments cost, even here
+        y = self.step(xb, final)
+        # after step(): a block it raised on has not started a stream; and the counter changes
+        # only at the edges of a stream, since assignments cost, even here
         if final:
             if self.batch_size >= 0:
                 self.batch_size = -1
         elif self.batch_size < 0:
             self.batch_size = xb.size(0)
-        y = self.step(xb, final)
         if y is None or rank == 3:
             return y
         return y.squeeze(0)
@@ -168,7 +168,7 @@ class BaseStream(StateModule):
                 f"{self.stream_name}: expected a {reference.dtype} block, the dtype of the "
                 f"module's parameters, got {x.dtype}"
             )
-        if x.get_device() != reference.get_device():
+        if x.device != reference.device:
             raise StreamError(
                 f"{self.stream_name}: expected a block on {reference.device}, where the "
                 f"module's parameters are, got one on {x.device}"

@@ -38,8 +38,7 @@ class Timing:
     def __post_init__(self) -> None:
         if self.period_in < 1 or self.period_out < 1:
             raise ValueError(
-                f"Timing periods must be positive, got {self.period_in} in, "
-                f"{self.period_out} out"
+                f"Timing periods must be positive, got {self.period_in} in, {self.period_out} out"
             )
 
     @classmethod

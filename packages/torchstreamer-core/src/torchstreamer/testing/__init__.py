@@ -16,14 +16,18 @@ from ._checks import (
     stream_blocks,
     tolerance,
 )
+from ._devices import DEVICE_VARIABLE, device_under_test, use_ieee_float32
 from ._profiles import load_hypothesis_profile
 
 __all__ = [
+    "DEVICE_VARIABLE",
     "assert_minimal_latency",
     "assert_streams_exactly",
     "determined_outputs",
+    "device_under_test",
     "load_hypothesis_profile",
     "random_partition",
     "stream_blocks",
     "tolerance",
+    "use_ieee_float32",
 ]

@@ -46,7 +46,8 @@ class WeightCache:
 
     def _sources(self) -> list[Tensor]:
         if parametrize.is_parametrized(self.module, "weight"):
-            return list(self.module.parametrizations["weight"].parameters())
+            parametrizations: Any = self.module.parametrizations
+            return list(parametrizations["weight"].parameters())
         hook = _legacy_hook(self.module)
         assert hook is not None
         return [getattr(self.module, hook.name + "_g"), getattr(self.module, hook.name + "_v")]
@@ -55,8 +56,8 @@ class WeightCache:
         hook = _legacy_hook(self.module)
         if hook is not None:
             return hook.compute_weight(self.module)  # type: ignore[no-any-return]
-        weight: Tensor = self.module.weight
-        return weight
+        weight: Any = self.module.weight
+        return weight  # type: ignore[no-any-return]
 
 
 def _legacy_hook(module: nn.Module) -> Any:

@@ -101,11 +101,12 @@ class WindowStream(BaseStream):
         buffer = self.buffer
         view = buffer.extend(x)
         end = received + size
-        self.received = end
         if final:
-            y = self._finish(view, end)
+            # nothing is counted before the module has run: extend() alone changes no state
+            flushed = self._finish(view, end)
             self.reset_state()
-            return y
+            return flushed
+        self.received = end
         stride = self.stride
         next_out = self.next_out
         reach = end - self.span + self.pad_left
@@ -151,7 +152,8 @@ class WindowStream(BaseStream):
         if prefix.size(-1) < length:
             # only windows of pure padding read past the input: whatever stands there is unused
             prefix = F.pad(prefix, (0, length - prefix.size(-1)))
-        return self.module(prefix)[..., self.next_out : last]
+        edge: Tensor = self.module(prefix)
+        return edge[..., self.next_out : last]
 
     def _finish(self, view: Tensor, end: int) -> Optional[Tensor]:
         if not self.tail:
@@ -167,7 +169,8 @@ class WindowStream(BaseStream):
             return None
         # the held tail starts on a stride boundary, so its windows are the signal's windows
         first = self.next_out - self.base // self.stride
-        return self.module(view)[..., first : first + remaining]
+        tail: Tensor = self.module(view)
+        return tail[..., first : first + remaining]
 
     def reset_state(self) -> None:
         self.buffer.clear()

@@ -1,6 +1,6 @@
 """The stream of ``nn.Conv1d``."""
 
-from typing import Optional
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -32,8 +32,8 @@ class Conv1dStream(WindowStream):
             padding, as torch-streamer 0.0.2 did. (Default: ``"pad"``)
 
     Raises:
-        NotStreamableError: for ``padding_mode="circular"``, whose left edge needs the end of
-            the signal.
+        NotStreamableError: for ``padding_mode="circular"`` with padding, whose left edge needs
+            the end of the signal (unless ``edges="valid"``).
 
     Shape:
         ``[B, C_in, T]`` or ``[C_in, T]`` in, ``[B, C_out, T_out]`` or ``[C_out, T_out]`` out.
@@ -50,12 +50,18 @@ class Conv1dStream(WindowStream):
         Fraction(2, 1)
     """
 
+    if TYPE_CHECKING:  # for type checkers only: TorchScript rejects module annotations
+        module: nn.Conv1d
+
     def __init__(self, module: nn.Conv1d, *, edges: Edges = "pad") -> None:
         if not isinstance(module, nn.Conv1d):
             raise NotStreamableError(
                 f"Conv1dStream: expected an nn.Conv1d, got {type(module).__name__}"
             )
-        if module.padding_mode == "circular":
+        padded = module.padding == "same" or (
+            not isinstance(module.padding, str) and module.padding[0] > 0
+        )
+        if module.padding_mode == "circular" and edges == "pad" and padded:
             raise NotStreamableError(
                 f"Conv1dStream: {module!r} uses circular padding, whose first outputs depend on "
                 "the end of the signal; it cannot be streamed. Use padding_mode 'zeros', "
@@ -70,10 +76,9 @@ class Conv1dStream(WindowStream):
         else:
             pad_left = pad_right = module.padding[0]
         known_after = {
-            "zeros": 0,
             "reflect": max(pad_left, pad_right) + 1,
             "replicate": 1 if pad_left > 0 else 0,
-        }[module.padding_mode]
+        }.get(module.padding_mode, 0)
         self.configure(
             span=span,
             stride=stride,
@@ -90,7 +95,7 @@ class Conv1dStream(WindowStream):
 
     def valid_windows(self, x: Tensor) -> Tensor:
         weight = self.current_weight()
-        bias: Optional[Tensor] = self.module.bias
+        bias = self.module.bias
         outputs = (x.size(-1) - self.span) // self.stride + 1
         if outputs == 1 and self.groups == 1:
             # one output: a matrix-vector product over the taps beats the conv kernels
@@ -117,10 +122,9 @@ class Conv1dStream(WindowStream):
 
     def __repr__(self) -> str:
         m = self.module
+        padding = m.padding if isinstance(m.padding, str) else m.padding[0]
         extra = f", edges={self.edges!r}" if self.edges != "pad" else ""
         return (
             f"Conv1dStream({m.in_channels}, {m.out_channels}, kernel_size={m.kernel_size[0]}, "
-            f"stride={self.stride}, padding={m.padding if isinstance(m.padding, str) else m.padding[0]}"
-            f"{extra})"
+            f"stride={self.stride}, padding={padding}{extra})"
         )
-

@@ -80,6 +80,11 @@ class ConvTranspose1dStream(BaseStream):
         self.weights = WeightCache(module)
         # one input, one matrix product: faster than the convolution kernels on tiny inputs
         self.single_product = self.groups == 1 and self.dilation == 1
+        # each input completes `stride` outputs and the next one starts where they end: the
+        # steady state of step() holds `span - stride` sums and nothing else
+        self.regular = self.span >= self.stride and (
+            self.span + self.output_padding - self.padding >= self.stride
+        )
         # sums of the taps (no bias) that inputs so far added to outputs not yet emitted, from
         # the output at full-convolution index `emitted` on; allocated once, reused per block.
         # A plain attribute, not a buffer (read on every block); _apply moves it like a buffer
@@ -93,11 +98,13 @@ class ConvTranspose1dStream(BaseStream):
 
     def step(self, x: Tensor, final: bool = False) -> Optional[Tensor]:
         n = x.size(-1)
-        if n == 0 and not final and self.received > 0:
+        received = self.received
+        start = received * self.stride
+        if n > 0 and not final and self.regular and self.emitted == start:
+            return self._steady(x, n, received, start)
+        if n == 0 and not final and received > 0:
             return None
-        stride = self.stride
-        start = self.received * stride
-        received = self.received + n
+        received += n
         if final and received == 0:
             self.reset_state()
             return None
@@ -107,24 +114,18 @@ class ConvTranspose1dStream(BaseStream):
         else:
             ready = self._determined(received, emitted)
         ready = max(ready, emitted)
-        end = start + (n - 1) * stride + self.span
+        end = start + (n - 1) * self.stride + self.span
         y: Optional[Tensor] = None
-        if n == 1 and self.single_product:
-            weight = self.current_weight()
-            y = torch.mm(x[:, :, 0], weight.reshape(weight.size(0), -1))
-            y = y.view(x.size(0), -1, self.kernel_size)
-        elif n > 0:
-            y = F.conv_transpose1d(
-                x, self.current_weight(), None, stride, 0, 0, self.groups, self.dilation
-            )
+        if n > 0:
+            y = self._transpose(x, n)
         if y is not None and start <= emitted and ready <= end:
-            # the steady state: the held sums lie inside this block's result
+            # the held sums lie inside this block's result
             offset = emitted - start
             held = self.held
             if held > 0:
-                y[..., offset : offset + held] += self.acc[..., :held]
-            out = y[..., offset : ready - start]
-            self._hold(y[..., ready - start :])
+                y.narrow(-1, offset, held).add_(self.acc.narrow(-1, 0, held))
+            out = y.narrow(-1, offset, ready - emitted)
+            self._hold(y.narrow(-1, ready - start, end - ready))
         else:
             out = self._gather(x, y, start, end, ready)
         if final:
@@ -132,6 +133,46 @@ class ConvTranspose1dStream(BaseStream):
         else:
             self.received = received
             self.emitted = ready
+        return self._with_bias(out)
+
+    def _steady(self, x: Tensor, n: int, received: int, start: int) -> Optional[Tensor]:
+        """A block that starts where the emitted outputs end: its ``n * stride`` are ready."""
+        stride = self.stride
+        held = self.held
+        if n == 1 and held > 0 and self.single_product:
+            # one input: the held sums enter the matrix product itself. `acc` is exactly
+            # [B, C_out, kernel_size] here, zero after the held sums (see _hold)
+            acc = self.acc
+            weight = self.current_weight()
+            product = torch.addmm(
+                acc.view(acc.size(0), -1), x.select(-1, 0), weight.reshape(weight.size(0), -1)
+            )
+            y = product.view(acc.size(0), acc.size(1), acc.size(2))
+            acc.narrow(-1, 0, held).copy_(y.narrow(-1, stride, held).detach())
+        else:
+            y = self._transpose(x, n)
+            if held > 0:
+                y.narrow(-1, 0, held).add_(self.acc.narrow(-1, 0, held))
+            keep = y.size(-1) - n * stride
+            if keep != held:
+                self._hold(y.narrow(-1, n * stride, keep))
+            elif keep > 0:
+                # the storage was checked on an earlier block of this stream
+                self.acc.narrow(-1, 0, keep).copy_(y.narrow(-1, n * stride, keep).detach())
+        self.received = received + n
+        self.emitted = start + n * stride
+        return self._with_bias(y.narrow(-1, 0, n * stride))
+
+    def _transpose(self, x: Tensor, n: int) -> Tensor:
+        """The whole transposed convolution of ``x``, without bias."""
+        weight = self.current_weight()
+        if n == 1 and self.single_product:
+            y = torch.mm(x.select(-1, 0), weight.reshape(weight.size(0), -1))
+            return y.view(x.size(0), -1, self.kernel_size)
+        return F.conv_transpose1d(x, weight, None, self.stride, 0, 0, self.groups, self.dilation)
+
+    def _with_bias(self, out: Tensor) -> Optional[Tensor]:
+        # the bias once per output, as it leaves; this also makes a fresh, contiguous tensor
         if out.size(-1) == 0:
             return None
         bias: Optional[Tensor] = self.module.bias
@@ -175,12 +216,12 @@ class ConvTranspose1dStream(BaseStream):
         channels = self.module.out_channels
         total = torch.zeros(x.size(0), channels, length, dtype=x.dtype, device=x.device)
         if held > 0:
-            total[..., :held] = self.acc[..., :held]
+            total.narrow(-1, 0, held).copy_(self.acc.narrow(-1, 0, held))
         if y is not None and end > emitted:
             first = max(start, emitted)
-            total[..., first - emitted : end - emitted] += y[..., first - start :]
-        self._hold(total[..., ready - emitted : last - emitted])
-        return total[..., : ready - emitted]
+            total.narrow(-1, first - emitted, end - first).add_(y.narrow(-1, first - start, end - first))
+        self._hold(total.narrow(-1, ready - emitted, max(last - ready, 0)))
+        return total.narrow(-1, 0, ready - emitted)
 
     def _hold(self, tail: Tensor) -> None:
         """Keeps ``tail`` (the sums after the emitted outputs) in the preallocated ``acc``."""
@@ -197,12 +238,15 @@ class ConvTranspose1dStream(BaseStream):
             or acc.dtype != tail.dtype
             or acc.device != tail.device
         ):
-            capacity = max(size, self.span + self.padding)
-            acc = torch.empty(
+            # regular streams hold fewer than `span` sums, and the steady single-input path
+            # needs exactly `span` columns, zero after the held ones: nothing writes there
+            capacity = max(size, self.span if self.regular else self.span + self.padding)
+            acc = torch.zeros(
                 tail.size(0), tail.size(1), capacity, dtype=tail.dtype, device=tail.device
             )
             self.acc = acc
-        acc[..., :size].copy_(tail)
+        # never autograd history: a graph through the held sums would grow with the stream
+        acc.narrow(-1, 0, size).copy_(tail.detach())
 
     def current_weight(self) -> Tensor:
         """The weight, recomputed only when a parametrization's sources change."""

@@ -79,8 +79,7 @@ class Pool1dStream(WindowStream):
         self.dilation = _single(module.dilation) if isinstance(module, nn.MaxPool1d) else 1
         self.ceil_mode = bool(module.ceil_mode)
         self.norm_type = float(module.norm_type) if isinstance(module, nn.LPPool1d) else 1.0
-        # max pooling pads with -inf, so its left edge needs no sample; the others pad with
-        # zeros (and divide by the window's size), so no sample is needed either
+        # the padding is a constant (zeros, -inf for max pooling): the left edge needs no sample
         self.configure(
             span=self.dilation * (self.kernel_size - 1) + 1,
             stride=self.stride,

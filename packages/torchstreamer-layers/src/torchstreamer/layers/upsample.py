@@ -87,6 +87,8 @@ class Upsample1dStream(BaseStream):
         self.module = module
         self.edges = edges
         self.linear = mode == "linear"
+        # 1 / factor rounded to single precision, as the kernel's float32 arithmetic has it
+        self.scale_float = float(torch.tensor(1.0 / self.factor, dtype=torch.float32))
         self.module_hint = repr(module)
         self.buffer = TimeBuffer()
         self.received = 0
@@ -111,10 +113,9 @@ class Upsample1dStream(BaseStream):
             return None
         view = self.buffer.extend(x)
         base = received - view.size(-1)
-        # the kernel's arithmetic: double for float64, single precision otherwise
         math = torch.float64 if x.dtype == torch.float64 else torch.float32
         index = torch.arange(self.emitted, received * self.factor, device=x.device)
-        source = ((index.to(math) + 0.5) * (1.0 / self.factor) - 0.5).clamp_min(0.0)
+        source = self._source(index, math).clamp_min(0.0)
         last = received - 1
         if not final:
             # an output waits for the input after floor(source) unless its weight is zero;
@@ -139,6 +140,19 @@ class Upsample1dStream(BaseStream):
         else:
             self._hold(view, received)
         return y.to(x.dtype)
+
+    def _source(self, index: Tensor, math: torch.dtype) -> Tensor:
+        """Where outputs ``index`` sample the input, as the kernel computes it.
+
+        ``(index + 1/2) / factor - 1/2`` in double for float64 and in single precision
+        otherwise, rounded step by step as on the CPU; the CUDA kernel fuses the product and
+        the difference into one rounding, which double precision reproduces exactly here (a
+        product of two floats is exact in double).
+        """
+        if math == torch.float32 and index.is_cuda:
+            shifted = (index.to(math) + 0.5).double()
+            return (shifted * self.scale_float - 0.5).to(math)
+        return (index.to(math) + 0.5) * (1.0 / self.factor) - 0.5
 
     def _hold(self, view: Tensor, received: int) -> None:
         # every output still to come reads the last input or later ones

@@ -15,7 +15,7 @@ different lengths fails offline unless the code crops explicitly, and an explici
 of its own.
 """
 
-from typing import List, Optional
+from typing import TYPE_CHECKING, Optional
 
 import torch
 from torch import Tensor, nn
@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from torchstreamer.core import BaseStream, NotStreamableError, StreamError, TimeBuffer, Timing
 
 __all__ = ["PathAligner", "aligned_timing", "channel_hint", "crop_offsets"]
+
 
 class PathAligner(nn.Module):
     """Holds the outputs of several paths until every path has reached the same output index.
@@ -46,19 +47,21 @@ class PathAligner(nn.Module):
             (Default: ``""``)
     """
 
-    offsets: List[int]
+    offsets: list[int]
+    if TYPE_CHECKING:  # what the ModuleList holds, for type checkers; TorchScript sees the list
+        queues: list[TimeBuffer]
 
     def __init__(
-        self, paths: int, offsets: Optional[List[int]] = None, *, strict: str = ""
+        self, paths: int, offsets: Optional[list[int]] = None, *, strict: str = ""
     ) -> None:
         super().__init__()
         # not "buffers": nn.Module has a method of that name
-        self.queues = nn.ModuleList([TimeBuffer() for _ in range(paths)])
+        self.queues = nn.ModuleList([TimeBuffer() for _ in range(paths)])  # type: ignore[assignment]
         self.offsets = [0] * paths if offsets is None else list(offsets)
         self.strict = strict
         self.restart()
 
-    def set_offsets(self, offsets: List[int]) -> None:
+    def set_offsets(self, offsets: list[int]) -> None:
         """Sets the offsets and starts a new stream."""
         self.offsets = list(offsets)
         self.restart()
@@ -72,7 +75,7 @@ class PathAligner(nn.Module):
             # advancing past the end skips that many outputs still to come
             queue.advance(nothing, self.offsets[k])
 
-    def align(self, outputs: List[Optional[Tensor]], final: bool) -> Optional[List[Tensor]]:
+    def align(self, outputs: list[Optional[Tensor]], final: bool) -> Optional[list[Tensor]]:
         """Takes one block's outputs of every path; returns the pieces all paths now have.
 
         Args:
@@ -88,20 +91,22 @@ class PathAligner(nn.Module):
         Raises:
             StreamError: on ``final``, if ``strict`` and the paths end at different lengths.
         """
-        views: List[Optional[Tensor]] = []
+        views: list[Optional[Tensor]] = []
         ready = -1  # the shortest view so far
         for k, queue in enumerate(self.queues):
             y = outputs[k]
-            if y is None and queue.held > 0:
+            view: Optional[Tensor] = None
+            if queue.held > 0:
                 # an empty block of the held shape returns the held samples as one view
-                y = queue.data[..., :0]
-            if y is None:
-                views.append(None)
+                view = queue.extend(queue.data[..., :0] if y is None else y)
+            elif y is not None:
+                # a path that is not ahead passes its block on without touching the buffer
+                view = queue.extend(y) if queue.skip > 0 else y
+            views.append(view)
+            if view is None:
                 ready = 0
             else:
-                extended = queue.extend(y)
-                views.append(extended)
-                ready = extended.size(-1) if ready < 0 else min(ready, extended.size(-1))
+                ready = view.size(-1) if ready < 0 else min(ready, view.size(-1))
         if final and self.strict:
             self._check_lengths(views)
         if ready == 0:
@@ -112,15 +117,19 @@ class PathAligner(nn.Module):
                 if held is not None:
                     waiting.advance(held, 0)
             return None
-        pieces: List[Tensor] = []
+        pieces: list[Tensor] = []
         for k, done in enumerate(self.queues):
-            view = views[k]
-            assert view is not None
-            pieces.append(view if view.size(-1) == ready else view[..., :ready])
-            done.advance(view, ready)
+            piece = views[k]
+            assert piece is not None
+            length = piece.size(-1)
+            if length > ready or done.held > 0:
+                done.advance(piece, ready)
+                if length > ready:
+                    piece = piece.narrow(-1, 0, ready)
+            pieces.append(piece)
         return pieces
 
-    def _check_lengths(self, views: List[Optional[Tensor]]) -> None:
+    def _check_lengths(self, views: list[Optional[Tensor]]) -> None:
         lengths = [0 if view is None else view.size(-1) for view in views]
         if min(lengths) != max(lengths):
             raise StreamError(
@@ -134,9 +143,9 @@ class PathAligner(nn.Module):
         return f"offsets={self.offsets}"
 
 
-def _empty_pieces(views: List[Optional[Tensor]]) -> Optional[List[Tensor]]:
+def _empty_pieces(views: list[Optional[Tensor]]) -> Optional[list[Tensor]]:
     """Zero-length pieces of every path's shape, so that what follows can be flushed."""
-    pieces: List[Tensor] = []
+    pieces: list[Tensor] = []
     for view in views:
         if view is None:
             return None
@@ -144,13 +153,13 @@ def _empty_pieces(views: List[Optional[Tensor]]) -> Optional[List[Tensor]]:
     return pieces
 
 
-def aligned_timing(timings: List[Timing], offsets: List[int]) -> Timing:
+def aligned_timing(timings: list[Timing], offsets: list[int]) -> Timing:
     """The timing of paths combined by a :class:`PathAligner` with these offsets.
 
     Raises:
         ValueError: if the paths run at different rates.
     """
-    return Timing.parallel([_output_shifted(t, o) for t, o in zip(timings, offsets)])
+    return Timing.parallel([_output_shifted(t, o) for t, o in zip(timings, offsets, strict=True)])
 
 
 def _output_shifted(timing: Timing, offset: int) -> Timing:
@@ -165,7 +174,7 @@ def _output_shifted(timing: Timing, offset: int) -> Timing:
     )
 
 
-def channel_hint(streams: List[BaseStream]) -> int:
+def channel_hint(streams: list[BaseStream]) -> int:
     """A channel count the streams probably accept: the first one a stream inside them declares.
 
     Streams whose first layers take any number of channels (activations) still need the right
@@ -179,12 +188,12 @@ def channel_hint(streams: List[BaseStream]) -> int:
 
 
 def crop_offsets(
-    paths: List[Optional[BaseStream]],
+    paths: list[Optional[BaseStream]],
     like: Tensor,
     *,
-    names: List[str],
+    names: list[str],
     shortest: Optional[int] = None,
-) -> List[int]:
+) -> list[int]:
     """The offsets that symmetric cropping to the shortest path gives, found by streaming zeros.
 
     Each path is streamed over zeros of several lengths (a whole period of the paths' strides
@@ -216,13 +225,13 @@ def crop_offsets(
         # without timings, a few lengths still catch the strides that real networks use
         period = 8
     start = max(16, 2 * reach + 2 * period)
-    table: List[List[int]] = []
+    table: list[list[int]] = []
     with torch.no_grad():
         for length in range(start, start + period + 1):
             zeros = like.new_zeros(1, like.size(1), length)
             table.append([length if p is None else _output_count(p, zeros) for p in paths])
-    offsets: Optional[List[int]] = None
-    for row, length in zip(table, range(start, start + period + 1)):
+    offsets: Optional[list[int]] = None
+    for row, length in zip(table, range(start, start + period + 1), strict=True):
         if shortest is not None and min(row) < row[shortest]:
             longer = [names[i] for i, n in enumerate(row) if n < row[shortest]]
             raise NotStreamableError(
@@ -251,7 +260,7 @@ def _output_count(stream: BaseStream, zeros: Tensor) -> int:
     return 0 if y is None else int(y.size(-1))
 
 
-def _known_timings(paths: List[Optional[BaseStream]]) -> Optional[List[Timing]]:
+def _known_timings(paths: list[Optional[BaseStream]]) -> Optional[list[Timing]]:
     timings = []
     for path in paths:
         if path is None:
@@ -264,5 +273,5 @@ def _known_timings(paths: List[Optional[BaseStream]]) -> Optional[List[Timing]]:
     return timings
 
 
-def _one_rate(timings: List[Timing]) -> bool:
+def _one_rate(timings: list[Timing]) -> bool:
     return len({t.rate for t in timings}) == 1

@@ -11,14 +11,19 @@ from torchstreamer.layers import Elementwise1dStream
 __all__ = ["keeps_channels", "legacy_stream", "stateless"]
 
 # activations, dropout and the identity return as many channels as they are given
-_CHANNEL_KEEPING = tuple(
-    cls
-    for cls in vars(activation).values()
-    if isinstance(cls, type)
-    and issubclass(cls, nn.Module)
-    and cls.__module__ == activation.__name__
-    and cls not in (nn.GLU, nn.MultiheadAttention)
-) + (nn.Dropout, nn.AlphaDropout, nn.Identity)
+_CHANNEL_KEEPING = (
+    *tuple(
+        cls
+        for cls in vars(activation).values()
+        if isinstance(cls, type)
+        and issubclass(cls, nn.Module)
+        and cls.__module__ == activation.__name__
+        and cls not in (nn.GLU, nn.MultiheadAttention)
+    ),
+    nn.Dropout,
+    nn.AlphaDropout,
+    nn.Identity,
+)
 
 
 def stateless(stream: BaseStream) -> bool:

@@ -9,7 +9,6 @@ is refused unless the graph stream has a dedicated way to run it (modules, time 
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,17 +56,17 @@ _METHOD_NAMES = (
     """
 )
 
-_POINTWISE_FUNCTIONS: set[Callable[..., Any]] = (
-    _OPERATORS
-    | {getattr(torch, name) for name in _TORCH_NAMES.split() if hasattr(torch, name)}
-    | {getattr(F, name) for name in _FUNCTIONAL_NAMES.split() if hasattr(F, name)}
-)
+_POINTWISE_FUNCTIONS: set[object] = {
+    *_OPERATORS,
+    *(getattr(torch, name) for name in _TORCH_NAMES.split() if hasattr(torch, name)),
+    *(getattr(F, name) for name in _FUNCTIONAL_NAMES.split() if hasattr(F, name)),
+}
 _POINTWISE_METHODS = set(_METHOD_NAMES.split())
 
 # per-channel parameters, not signals: these functions broadcast them along channels
 PER_CHANNEL_OPERANDS = {F.prelu, F.batch_norm}
 
-_INPLACE_OPERATORS = {
+_INPLACE_OPERATORS: dict[object, object] = {
     operator.iadd: operator.add, operator.isub: operator.sub, operator.imul: operator.mul,
     operator.itruediv: operator.truediv, operator.ifloordiv: operator.floordiv,
     operator.imod: operator.mod, operator.ipow: operator.pow, operator.iand: operator.and_,
@@ -88,11 +87,15 @@ def is_pointwise(kind: str, target: object) -> bool:
 def inplace_twin(kind: str, target: object) -> object | None:
     """The out-of-place form of an in-place operation (``x += y``, ``x.relu_()``), else None."""
     if kind == "call_method" and isinstance(target, str):
-        if target.endswith("_") and not target.startswith("_") and target[:-1] in _POINTWISE_METHODS:
+        if (
+            target.endswith("_")
+            and not target.startswith("_")
+            and target[:-1] in _POINTWISE_METHODS
+        ):
             return target[:-1]
         return None
     try:
-        return _INPLACE_OPERATORS.get(target)  # type: ignore[call-overload]
+        return _INPLACE_OPERATORS.get(target)
     except TypeError:
         return None
 
@@ -167,7 +170,9 @@ def rule_dims(
         dim = rest[rule.dim_at]
     keepdim: object = True
     if rule.keepdim_at is not None:
-        keepdim = kwargs.get("keepdim", rest[rule.keepdim_at] if len(rest) > rule.keepdim_at else False)
+        keepdim = kwargs.get(
+            "keepdim", rest[rule.keepdim_at] if len(rest) > rule.keepdim_at else False
+        )
     return dim, keepdim
 
 
@@ -194,9 +199,10 @@ def split_time_index(index: object) -> tuple[tuple[Any, ...], slice] | None:
     if not all(isinstance(part, slice) for part in parts):
         return None
     for part in parts:
-        if not all(v is None or (isinstance(v, int) and not isinstance(v, bool)) for v in (
-            part.start, part.stop, part.step
-        )):
+        if not all(
+            v is None or (isinstance(v, int) and not isinstance(v, bool))
+            for v in (part.start, part.stop, part.step)
+        ):
             return None
     if head[0] != slice(None):
         return None
@@ -213,4 +219,3 @@ def time_extent(value: object) -> int:
     if isinstance(value, torch.Tensor) and value.dim() >= 1:
         return int(value.size(-1))
     return 1
-

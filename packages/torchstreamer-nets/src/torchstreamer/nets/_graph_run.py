@@ -12,7 +12,19 @@ from torchstreamer.core import BaseStream
 from ._align import PathAligner
 from ._channels import legacy_stream
 
-__all__ = ["Attribute", "Call", "Env", "JoinOp", "MapOp", "Method", "Op", "Piece", "Slot", "StaticOp", "StreamOp"]
+__all__ = [
+    "Attribute",
+    "Call",
+    "Env",
+    "JoinOp",
+    "MapOp",
+    "Method",
+    "Op",
+    "Piece",
+    "Slot",
+    "StaticOp",
+    "StreamOp",
+]
 
 Env = list[Any]
 """The value of every node on the current block: a tensor, a tuple of tensors, a constant, or
@@ -69,12 +81,16 @@ class Attribute:
 class Call:
     """A function and its arguments, with markers where node values go on each block."""
 
-    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    def __init__(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
         self.fn = fn
         self.args = args
         self.kwargs = kwargs
         # the common case, markers only at the top level, fills a list instead of recursing
-        self.flat = not any(isinstance(a, (list, tuple, dict, slice)) for a in (*args, *kwargs.values()))
+        self.flat = not any(
+            isinstance(a, (list, tuple, dict, slice)) for a in (*args, *kwargs.values())
+        )
         self.marked = [i for i, a in enumerate(args) if isinstance(a, (Slot, Piece))]
         self.marked_kwargs = any(isinstance(a, (Slot, Piece)) for a in kwargs.values())
 

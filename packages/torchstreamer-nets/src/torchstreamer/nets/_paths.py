@@ -1,6 +1,7 @@
 """Paths fed the same input, aligned and combined: the base of residual and branch streams."""
 
-from typing import List, Optional
+from functools import partial
+from typing import TYPE_CHECKING, Optional
 
 import torch
 from torch import Tensor, nn
@@ -51,9 +52,12 @@ class Paths1dStream(BaseStream):
         combine: ``"sum"``, ``"mean"`` or ``"cat"`` (along channels).
     """
 
+    if TYPE_CHECKING:  # what the ModuleList holds, for type checkers; TorchScript sees the list
+        paths: list[BaseStream]
+
     def __init__(
         self,
-        branches: List[tuple[str, nn.Module]],
+        branches: list[tuple[str, nn.Module]],
         *,
         edges: Edges,
         identity: bool,
@@ -61,15 +65,15 @@ class Paths1dStream(BaseStream):
     ) -> None:
         super().__init__()
         check_edges(edges)
-        paths: List[BaseStream] = []
-        names: List[str] = []
-        kinds: List[str] = []
+        paths: list[BaseStream] = []
+        names: list[str] = []
+        kinds: list[str] = []
         for name, module in branches:
-            build = lambda m=module: create_stream(m, edges=edges)  # noqa: E731
+            build = partial(create_stream, module, edges=edges)
             paths.append(build_child(name, module, build) if name else build())
             names.append(name)
             kinds.append(type(module).__name__)
-        self.paths = nn.ModuleList(paths)
+        self.paths = nn.ModuleList(paths)  # type: ignore[assignment]
         self.names = names
         self.kinds = kinds
         self.identity = identity
@@ -89,6 +93,7 @@ class Paths1dStream(BaseStream):
         except Exception:
             # the guessed channel count did not fit; the first block tells the right one
             self.pending = True
+            self.reset_state()
 
     def step(self, x: Tensor, final: bool = False) -> Optional[Tensor]:
         if torch.jit.is_scripting():
@@ -106,7 +111,7 @@ class Paths1dStream(BaseStream):
     def _step(self, x: Tensor, final: bool) -> Optional[Tensor]:
         if self.pending:
             self._probe_now(x)
-        outputs: List[Optional[Tensor]] = []
+        outputs: list[Optional[Tensor]] = []
         if self.identity:
             outputs.append(x)
         for path in self.paths:
@@ -118,7 +123,7 @@ class Paths1dStream(BaseStream):
             return None
         return self._combine(pieces)
 
-    def _combine(self, pieces: List[Tensor]) -> Tensor:
+    def _combine(self, pieces: list[Tensor]) -> Tensor:
         if self.combine == "cat":
             return torch.cat(pieces, dim=1)
         y = pieces[0]
@@ -146,10 +151,10 @@ class Paths1dStream(BaseStream):
         return aligned_timing(timings, self.aligner.offsets)
 
     @torch.jit.unused
-    def _offsets(self, like: Tensor) -> List[int]:
+    def _offsets(self, like: Tensor) -> list[int]:
         """The crop of each path, measured by streaming zeros like ``like``."""
-        streams: List[Optional[BaseStream]] = list(self.paths)
-        names = [name or kind for name, kind in zip(self.names, self.kinds)]
+        streams: list[Optional[BaseStream]] = list(self.paths)
+        names = [name or kind for name, kind in zip(self.names, self.kinds, strict=True)]
         if self.identity:
             streams.insert(0, None)
             names.insert(0, "the input")
@@ -163,7 +168,7 @@ class Paths1dStream(BaseStream):
         self.pending = False
 
     @torch.jit.unused
-    def _probe_like(self, paths: List[BaseStream]) -> Tensor:
+    def _probe_like(self, paths: list[BaseStream]) -> Tensor:
         reference = next(self.parameters(), None)
         channels = self.in_channels if self.in_channels >= 0 else channel_hint(paths)
         if reference is None:
@@ -173,7 +178,7 @@ class Paths1dStream(BaseStream):
     @torch.jit.unused
     def _check_rates(self) -> None:
         rates = {}
-        for name, kind, path in zip(self.names, self.kinds, self.paths):
+        for name, kind, path in zip(self.names, self.kinds, self.paths, strict=True):
             try:
                 rates[name or kind] = path.timing().rate
             except NotImplementedError:
@@ -193,16 +198,20 @@ class Paths1dStream(BaseStream):
             )
 
     @torch.jit.unused
-    def _children(self) -> List[Child]:
+    def _children(self) -> list[Child]:
         return [
             (path, name, kind)
-            for path, name, kind in zip(self.paths, self.names, self.kinds)
+            for path, name, kind in zip(self.paths, self.names, self.kinds, strict=True)
             if name
         ]
 
 
-def _common_channels(paths: List[BaseStream], names: List[str]) -> int:
-    declared = {(p.in_channels, name or type(p).__name__) for p, name in zip(paths, names) if p.in_channels >= 0}
+def _common_channels(paths: list[BaseStream], names: list[str]) -> int:
+    declared = {
+        (p.in_channels, name or type(p).__name__)
+        for p, name in zip(paths, names, strict=True)
+        if p.in_channels >= 0
+    }
     counts = {count for count, _ in declared}
     if len(counts) > 1:
         shown = ", ".join(f"{name} takes {count}" for count, name in sorted(declared))

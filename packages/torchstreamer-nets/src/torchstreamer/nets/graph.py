@@ -8,6 +8,8 @@ import operator
 import os
 import sys
 from collections.abc import Callable
+from functools import partial
+from types import FrameType
 from typing import Any, NoReturn, Optional
 
 import torch
@@ -36,7 +38,19 @@ from ._graph_ops import (
     split_time_index,
     time_extent,
 )
-from ._graph_run import Attribute, Call, Env, JoinOp, MapOp, Method, Op, Piece, Slot, StaticOp, StreamOp
+from ._graph_run import (
+    Attribute,
+    Call,
+    Env,
+    JoinOp,
+    MapOp,
+    Method,
+    Op,
+    Piece,
+    Slot,
+    StaticOp,
+    StreamOp,
+)
 from ._lengths import Chain, Received, length_map
 from ._located import Child, build_child, locate
 from ._slice import TimeSlice1dStream
@@ -186,7 +200,9 @@ class Graph1dStream(BaseStream):
         return self.graph_timing
 
     def _children(self) -> list[Child]:
-        return [(op.stream, op.name, op.kind) for op in self.ops if isinstance(op, StreamOp) and op.name]
+        return [
+            (op.stream, op.name, op.kind) for op in self.ops if isinstance(op, StreamOp) and op.name
+        ]
 
     def extra_repr(self) -> str:
         return "edges='valid'" if self.edges == "valid" else ""
@@ -342,6 +358,12 @@ class _Builder:
             target = twin if twin is not None else target
             if "inplace" in kwargs:
                 kwargs["inplace"] = False
+        if (target is getattr and node.args[1] == "shape") or target in ("size", "dim"):
+            self._refuse(
+                node,
+                "it reads the shape of the signal, whose length is not known until the stream "
+                "ends; slice with constants. (Shape-dependent code needs its own stream.)",
+            )
         if target is operator.getitem:
             self._getitem(node, slot)
         elif target is F.pad:
@@ -369,9 +391,7 @@ class _Builder:
         if not isinstance(source, fx.Node) or source not in self.timings or source in self.tuples:
             self._refuse(node, "the module is called with more than one signal argument")
         assert isinstance(source, fx.Node)
-        stream = build_child(
-            node.target, module, lambda: create_stream(module, edges=self.edges)
-        )
+        stream = build_child(node.target, module, partial(create_stream, module, edges=self.edges))
         if source.op == "placeholder" and stream.in_channels >= 0:
             self.in_channels = stream.in_channels
         self._add_stream(node, slot, source, stream, node.target, type(module).__name__)
@@ -460,7 +480,10 @@ class _Builder:
     ) -> None:
         if target not in PER_CHANNEL_OPERANDS:
             for operand in node.all_input_nodes:
-                if operand not in self.timings and time_extent(self.preview[self.slots[operand]]) > 1:
+                if (
+                    operand not in self.timings
+                    and time_extent(self.preview[self.slots[operand]]) > 1
+                ):
                     self._refuse(
                         node,
                         f"it broadcasts {operand.name} along time; only constants of time "
@@ -479,9 +502,9 @@ class _Builder:
             self._refuse(node, f"it works along dimension {dim}, not along channels (1 or -2)")
         if keepdim is not True:
             self._refuse(node, "it drops the channel dimension; pass keepdim=True")
-        if target in (torch.cat, torch.concat, torch.concatenate):
-            if any(n not in self.timings for n in node.all_input_nodes):
-                self._refuse(node, "it concatenates the signal with a constant")
+        concatenates = target in (torch.cat, torch.concat, torch.concatenate)
+        if concatenates and any(n not in self.timings for n in node.all_input_nodes):
+            self._refuse(node, "it concatenates the signal with a constant")
         if rule.splits:
             self.tuples.add(node)
         self._combine(node, slot, target, args, kwargs)
@@ -500,7 +523,9 @@ class _Builder:
         timings = [self.timings[n] for n in signals]
         known = [t for t in timings if t is not None]
         if len({t.rate for t in known}) > 1:
-            shown = ", ".join(f"{n.name} at rate {t.rate}" for n, t in zip(signals, known))
+            shown = ", ".join(
+                f"{n.name} at rate {t.rate}" for n, t in zip(signals, known, strict=True)
+            )
             self._refuse(node, f"it combines signals at different sample rates ({shown})")
         aligner = PathAligner(len(signals), strict=f"node {node.name} ({_what(node)})")
         self.ops.append(JoinOp(slot, [self.slots[n] for n in signals], call, aligner))
@@ -580,14 +605,14 @@ def _what(node: fx.Node) -> str:
 
 def _calling_line() -> str:
     """`` at file.py:12: `code` ``: the innermost line of code outside torch and this file."""
-    frame = sys._getframe(1)
+    frame: Optional[FrameType] = sys._getframe(1)
     while frame is not None:
         path = frame.f_code.co_filename
         if not path.startswith(_TORCH_DIR) and path != __file__:
             code = linecache.getline(path, frame.f_lineno).strip()
             where = f" at {os.path.basename(path)}:{frame.f_lineno}"
             return where + (f": `{code}`" if code else "")
-        frame = frame.f_back  # type: ignore[assignment]
+        frame = frame.f_back
     return ""
 
 

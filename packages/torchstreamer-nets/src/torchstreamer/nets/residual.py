@@ -1,6 +1,6 @@
 """Residual connections: the ``Residual1d`` module and its stream."""
 
-from typing import List, Optional
+from typing import Optional
 
 from torch import Tensor, nn
 
@@ -94,13 +94,10 @@ class Residual1dStream(Paths1dStream):
     """
 
     def __init__(self, module: nn.Module, *, edges: Edges = "pad") -> None:
-        if isinstance(module, Residual1d):
-            branches = [("net", module.net)]
-        else:
-            branches = [("", module)]
+        branches = [("net", module.net)] if isinstance(module, Residual1d) else [("", module)]
         super().__init__(branches, edges=edges, identity=True, combine="sum")
 
-    def _combine(self, pieces: List[Tensor]) -> Tensor:
+    def _combine(self, pieces: list[Tensor]) -> Tensor:
         # the inner output first, as Residual1d adds
         return pieces[1] + pieces[0]
 

@@ -1,7 +1,8 @@
 """The stream of ``nn.Sequential``."""
 
 from collections.abc import Callable
-from typing import Final, List, Optional
+from functools import partial
+from typing import TYPE_CHECKING, Final, Optional
 
 import torch
 from torch import Tensor, nn
@@ -13,6 +14,7 @@ from ._lengths import Chain, Received, length_map
 from ._located import Child, build_child, locate
 
 __all__ = ["Sequential1dStream"]
+
 
 class Sequential1dStream(BaseStream):
     """Streams an ``nn.Sequential`` exactly: one stream per child, each fed the last one's output.
@@ -60,9 +62,11 @@ class Sequential1dStream(BaseStream):
     RESET: Final[int] = -1
     RECORDED: Final[int] = -2
 
-    flush: List[int]
-    record: List[bool]
-    channels: List[int]
+    flush: list[int]
+    record: list[bool]
+    channels: list[int]
+    if TYPE_CHECKING:  # what the ModuleList holds, for type checkers; TorchScript sees the list
+        stages: list[BaseStream]
 
     def __init__(self, module: nn.Sequential, *, edges: Edges = "pad") -> None:
         super().__init__()
@@ -71,26 +75,27 @@ class Sequential1dStream(BaseStream):
             raise StreamError(
                 f"Sequential1dStream: expected an nn.Sequential, got {type(module).__name__}"
             )
-        names: List[str] = []
-        kinds: List[str] = []
-        stages: List[BaseStream] = []
+        names: list[str] = []
+        kinds: list[str] = []
+        stages: list[BaseStream] = []
         for name, child in module.named_children():
-            stages.append(build_child(name, child, lambda c=child: create_stream(c, edges=edges)))
+            stages.append(build_child(name, child, partial(create_stream, child, edges=edges)))
             names.append(name)
             kinds.append(type(child).__name__)
-        self.stages = nn.ModuleList(stages)
+        self.stages = nn.ModuleList(stages)  # type: ignore[assignment]
         maps = [length_map(stage) for stage in stages]
         # kept out of TorchScript's sight: bound methods are no attribute type it knows
-        self.__dict__["_lengths"] = Chain(maps) if all(m is not None for m in maps) else None
+        known = [m for m in maps if m is not None]
+        self.__dict__["_lengths"] = Chain(known) if len(known) == len(maps) else None
         self.__dict__["_input_length"] = None
         # samples received in the stream under way, counted only for stages that ask
         self.received = 0
         self.counting = False
         for k, stage in enumerate(stages):
-            known = all(m is not None for m in maps[:k])
-            if k > 0 and known and hasattr(stage, "follow"):
+            follow = getattr(stage, "follow", None)
+            if 0 < k <= len(known) and follow is not None and None not in maps[:k]:
                 # a time slice after a padded layer holds back only what may still be dropped
-                stage.follow(Received(self, Chain(maps[:k])))  # type: ignore[arg-type]
+                follow(Received(self, Chain(known[:k])))
                 self.counting = True
         self.names = names
         self.kinds = kinds
@@ -101,8 +106,12 @@ class Sequential1dStream(BaseStream):
             self.module_hint = first.module_hint
         self.flush = [_flush_rule(stage) for stage in stages]
         # a stage's output channels are recorded only where the next one may need them
-        self.record = [k + 1 < len(stages) and self.flush[k + 1] == self.RECORDED for k in range(len(stages))]
+        self.record = [
+            k + 1 < len(stages) and self.flush[k + 1] == self.RECORDED for k in range(len(stages))
+        ]
         self.channels = [-1] * len(stages)
+        self.recording = any(self.record)
+        self.identity_only = not stages
 
     def step(self, x: Tensor, final: bool = False) -> Optional[Tensor]:
         if torch.jit.is_scripting():
@@ -122,6 +131,22 @@ class Sequential1dStream(BaseStream):
             self.received += x.size(-1)
         if final:
             return self._finish(x)
+        if self.recording:
+            return self._step_recording(x)
+        # the hot loop: children never return empty tensors, so only an empty network (the
+        # identity) can pass an empty block on
+        y = x
+        for stage in self.stages:
+            out = stage.step(y, False)
+            if out is None:
+                return None
+            y = out
+        if self.identity_only and y.size(-1) == 0:
+            return None
+        return y
+
+    def _step_recording(self, x: Tensor) -> Optional[Tensor]:
+        """The hot loop, recording the channels that a final flush may need."""
         y = x
         for k, stage in enumerate(self.stages):
             out = stage.step(y, False)
@@ -130,7 +155,7 @@ class Sequential1dStream(BaseStream):
             if self.record[k]:
                 self.channels[k] = out.size(1)
             y = out
-        return y if y.size(-1) > 0 else None
+        return y
 
     def _finish(self, x: Tensor) -> Optional[Tensor]:
         y: Optional[Tensor] = x
@@ -192,14 +217,14 @@ class Sequential1dStream(BaseStream):
         return Timing.chain([stage.timing() for stage in self.stages])
 
     @torch.jit.unused
-    def _children(self) -> List[Child]:
-        return list(zip(self.stages, self.names, self.kinds))
+    def _children(self) -> list[Child]:
+        return list(zip(self.stages, self.names, self.kinds, strict=True))
 
     def extra_repr(self) -> str:
         return "edges='valid'" if self.edges == "valid" else ""
 
 
-def _first_declaring(stages: List[BaseStream]) -> Optional[BaseStream]:
+def _first_declaring(stages: list[BaseStream]) -> Optional[BaseStream]:
     """The first stage that declares its input channels, past stages that keep them."""
     for stage in stages:
         if stage.in_channels >= 0:

@@ -185,17 +185,21 @@ def _sinc_filter_bank(
     Times are in units of one reduced period divided by ``period_in * period_out``: input
     ``k`` stands at ``k * period_out``, output phase ``i`` at ``i * period_in``. Measured in
     periods of the cutoff frequency, their distance is ``t``; the filter is
-    ``sinc(t) * window(t)`` for ``|t| < zero_crossings`` and exactly zero beyond, so that a
-    stream may leave inputs past the support unknown (zero) without changing any output.
+    ``sinc(t) * window(t)`` for ``|t| < zero_crossings`` and exactly zero beyond and at the
+    sinc's own zeros (``t`` a nonzero integer), so that a stream may leave inputs past the
+    support unknown (zero) without changing any output. With ``rolloff=1`` an upsampler
+    passes every input through unchanged, and such an output then depends on that input alone.
     """
     cutoff = rolloff * min(period_in, period_out)
     width = math.ceil(zero_crossings * period_in / cutoff)
     taps = torch.arange(-width, width + period_in, dtype=torch.float64)
     phases = torch.arange(period_out, dtype=torch.float64)
-    # integer distances, exact in float64, scaled once
+    # integer distances, exact in float64; multiplied before dividing, so that a distance that
+    # is a whole number of zero crossings gives an integral t exactly
     distance = taps[None, :] * period_out - phases[:, None] * period_in
-    t = distance * (cutoff / (period_in * period_out))
-    inside = t.abs() < zero_crossings
+    t = distance * cutoff / (period_in * period_out)
+    zeros_of_sinc = (t == t.round()) & (t != 0)
+    inside = (t.abs() < zero_crossings) & ~zeros_of_sinc
     u = (t / zero_crossings).clamp(-1.0, 1.0)
     if kaiser_beta is None:
         window = torch.cos(u * (math.pi / 2)) ** 2
@@ -207,5 +211,9 @@ def _sinc_filter_bank(
     support: list[tuple[int, int]] = []
     for row in inside:
         index = row.nonzero().flatten()
-        support.append((int(index[0]) - width, int(index[-1]) - width))
+        if index.numel() == 0:
+            # only with rolloff > 1: every tap of this phase is a zero of the sinc
+            support.append((0, 0))
+        else:
+            support.append((int(index[0]) - width, int(index[-1]) - width))
     return kernel.unsqueeze(1), support, width

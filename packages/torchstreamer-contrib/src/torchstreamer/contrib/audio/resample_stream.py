@@ -1,6 +1,6 @@
 """The stream of :class:`~torchstreamer.contrib.audio.Resample`: :class:`ResampleStream`."""
 
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -66,6 +66,9 @@ class ResampleStream(BaseStream):
     """
 
     weight: Tensor
+    first_taps: list[int]
+    last_taps: list[int]
+    ready_table: list[int]
 
     def __init__(
         self,
@@ -109,8 +112,8 @@ class ResampleStream(BaseStream):
         self.width = module.width
         self.span = 2 * module.width + module.period_in
         support = module.support()
-        self.first_taps: list[int] = [first for first, _ in support]
-        self.last_taps: list[int] = [last for _, last in support]
+        self.first_taps = [first for first, _ in support]
+        self.last_taps = [last for _, last in support]
         self.steady, self.ready_table = self._ready_table()
         self.buffer = TimeBuffer()
         self.weight = torch.empty(0)
@@ -124,13 +127,24 @@ class ResampleStream(BaseStream):
         return cls(module, edges=edges)
 
     def _ready_table(self) -> tuple[int, list[int]]:
-        """How many outputs the first ``e`` inputs complete, for ``e`` up to one period past
-        the point from which every further ``period_in`` inputs complete ``period_out``."""
-        steady = max(0, self.last_taps[-1] - self.period_in + 1)
-        table = [
-            sum(max(0, (end - 1 - last) // self.period_in + 1) for last in self.last_taps)
-            for end in range(steady + self.period_in)
-        ]
+        """How many outputs the first ``e`` inputs determine, for ``e`` up to ``steady`` plus
+        one period; from ``steady`` on, every further ``period_in`` inputs add ``period_out``.
+
+        Outputs leave in order, so an output also waits for every output before it: with the
+        sinc's zeros a phase may read less far ahead than the phase before it.
+        """
+        period_in, period_out, lasts = self.period_in, self.period_out, self.last_taps
+        # once the first window is out, the waits repeat with the period
+        steady = max(lasts) + 1
+        table: list[int] = []
+        outputs = 0
+        wait = lasts[0]
+        for end in range(steady + period_in):
+            while wait <= end - 1:
+                outputs += 1
+                following = outputs // period_out * period_in + lasts[outputs % period_out]
+                wait = max(wait, following)
+            table.append(outputs)
         return steady, table
 
     def ready(self, received: int) -> int:
@@ -277,6 +291,14 @@ class ResampleStream(BaseStream):
             lambda j: j // period_out * period_in + firsts[j % period_out],
             lambda j: j // period_out * period_in + lasts[j % period_out],
         )
+
+    @torch.jit.unused
+    def _apply(self, fn: Any, recurse: bool = True) -> "ResampleStream":
+        # the filter of the stream under way is a plain attribute (read on every block): move
+        # and cast it with the held samples, so .to(), .double() and .cuda() work in mid-stream
+        self.weight = fn(self.weight)
+        super()._apply(fn, recurse)  # type: ignore[no-untyped-call]
+        return self
 
     def __repr__(self) -> str:
         extra = f", edges={self.edges!r}" if self.edges != "pad" else ""

@@ -1,0 +1,202 @@
+"""Upsample1dStream against nn.Upsample's own offline output."""
+
+import copy
+import io
+import sys
+import warnings
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from torch import nn
+
+import torchstreamer as pts
+from torchstreamer.testing import assert_minimal_latency, assert_streams_exactly
+
+# pytest imports test modules with importlib: the shared helpers beside this file need the path
+sys.path.insert(0, str(Path(__file__).parent))
+from strategies_upsampling import (  # noqa: E402
+    assert_emits_once_determined,
+    device_under_test,
+    signal,
+    upsamplings,
+)
+
+
+@given(upsamplings(), st.integers(1, 40), st.booleans(), st.integers(0, 2**16))
+def test_streams_exactly_float64(up: nn.Upsample, length: int, batched: bool, seed: int) -> None:
+    stream = pts.Upsample1dStream(up)
+    x = signal((2, 3, length), seed)
+    if batched:
+        assert_streams_exactly(up, x, stream=stream, partitions=4, seed=seed)
+    else:
+        # nn.Upsample itself takes [B, C, T] only; the stream takes [C, T] too
+        expected = up(x[:1])[0]
+        assert_streams_exactly(up, x[0], stream=stream, expected=expected, partitions=4, seed=seed)
+
+
+@given(upsamplings(), st.integers(1, 40), st.integers(0, 2**16))
+def test_streams_exactly_float32(up: nn.Upsample, length: int, seed: int) -> None:
+    x = signal((2, 2, length), seed, torch.float32)
+    assert_streams_exactly(up, x, partitions=3, seed=seed)
+
+
+@given(upsamplings(), st.integers(0, 2**16))
+def test_minimal_latency(up: nn.Upsample, seed: int) -> None:
+    # float32, where the stream's weights are the kernel's bit for bit, so that an input whose
+    # weight is a rounding error still counts as one the output depends on
+    x = signal((1, 2, 12), seed, torch.float32)
+    assert_emits_once_determined(up, x, pts.Upsample1dStream(up), exact=True)
+
+
+@pytest.mark.parametrize("mode", ["nearest", "nearest-exact", "linear"])
+def test_minimal_latency_against_the_core_checker(mode: str) -> None:
+    up = nn.Upsample(scale_factor=4, mode=mode)
+    assert_minimal_latency(up, signal((1, 2, 16), 1), stream=pts.create_stream(up))
+
+
+@pytest.mark.parametrize("factor", [3, 5, 7])
+def test_long_float32_signals_follow_the_kernels_arithmetic(factor: int) -> None:
+    # PyTorch computes linear weights in single precision from the output index; by a few
+    # thousand samples they are off the exact ones by far more than float32 rounding
+    up = nn.Upsample(scale_factor=factor, mode="linear")
+    x = signal((1, 2, 6000), factor, torch.float32)
+    assert_streams_exactly(up, x, partitions=1, block=512)
+
+
+def test_linear_first_and_last_outputs() -> None:
+    # factor 4: outputs 0 and 1 repeat the first input at once; the last two repeat the last
+    # input, which only the end of the stream settles
+    up = nn.Upsample(scale_factor=4, mode="linear")
+    x = signal((1, 1, 5), 2)
+    stream = pts.Upsample1dStream(up)
+    first = stream(x[..., :1])
+    assert first is not None
+    torch.testing.assert_close(first, x[..., :1].expand(1, 1, 2))
+    middle = stream(x[..., 1:])
+    assert middle is not None and middle.shape[-1] == 16
+    last = stream(x[..., :0], final=True)
+    assert last is not None
+    torch.testing.assert_close(last, x[..., -1:].expand(1, 1, 2))
+
+
+@pytest.mark.parametrize(
+    ("up", "field", "lookahead"),
+    [
+        (nn.Upsample(scale_factor=3), 1, Fraction(0)),
+        (nn.Upsample(scale_factor=2, mode="nearest-exact"), 1, Fraction(0)),
+        (nn.Upsample(scale_factor=1, mode="linear"), 1, Fraction(0)),
+        (nn.Upsample(scale_factor=2, mode="linear"), 2, Fraction(1, 2)),
+        (nn.Upsample(scale_factor=3, mode="linear"), 2, Fraction(2, 3)),
+        (nn.Upsample(scale_factor=4, mode="linear"), 2, Fraction(1, 2)),
+    ],
+)
+def test_timing(up: nn.Upsample, field: int, lookahead: Fraction) -> None:
+    stream = pts.create_stream(up)
+    assert isinstance(stream, pts.Upsample1dStream)
+    rate = Fraction(int(up.scale_factor))  # type: ignore[arg-type]
+    assert (stream.receptive_field, stream.rate, stream.lookahead) == (field, rate, lookahead)
+
+
+@pytest.mark.parametrize(
+    ("up", "reason"),
+    [
+        (nn.Upsample(size=10), "size="),
+        (nn.Upsample(scale_factor=1.5), "integer factor"),
+        (nn.Upsample(scale_factor=(2, 2)), "2 scale factors"),
+        (nn.Upsample(scale_factor=2, mode="linear", align_corners=True), "align_corners=True"),
+        (nn.Upsample(scale_factor=2, mode="bicubic"), "mode 'bicubic'"),
+        (nn.Upsample(scale_factor=2, mode="area"), "mode 'area'"),
+    ],
+)
+def test_refusals_say_why(up: nn.Upsample, reason: str) -> None:
+    with pytest.raises(pts.NotStreamableError, match=f"Upsample1dStream: .*{reason}"):
+        pts.Upsample1dStream(up)
+    with pytest.raises(pts.NotStreamableError):
+        pts.create_stream(up)
+
+
+def test_refuses_other_modules_and_edges() -> None:
+    with pytest.raises(pts.NotStreamableError, match="Upsample1dStream.*Conv1d"):
+        pts.Upsample1dStream(nn.Conv1d(1, 1, 1))  # type: ignore[arg-type]
+    with pytest.raises(pts.StreamError, match="edges"):
+        pts.Upsample1dStream(nn.Upsample(scale_factor=2), edges="same")  # type: ignore[arg-type]
+
+
+def test_valid_edges_change_nothing() -> None:
+    up = nn.Upsample(scale_factor=3, mode="linear")
+    stream = pts.Upsample1dStream(up, edges="valid")
+    assert_streams_exactly(up, signal((1, 2, 20), 3), stream=stream)
+
+
+@pytest.mark.parametrize("mode", ["nearest", "linear"])
+def test_scripted_stream_is_exact(mode: str) -> None:
+    up = nn.Upsample(scale_factor=3, mode=mode)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        scripted = torch.jit.script(pts.Upsample1dStream(up))
+    assert_streams_exactly(up, signal((2, 3, 25), 4), stream=scripted, partitions=3)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("backend", ["eager", "aot_eager"])
+@pytest.mark.parametrize("mode", ["nearest", "linear"])
+def test_compiled_stream_is_exact(backend: str, mode: str) -> None:
+    up = nn.Upsample(scale_factor=3, mode=mode)
+    compiled = torch.compile(pts.Upsample1dStream(up), backend=backend)
+    x = torch.randn(1, 3, 40)
+    blocks = [compiled(x[..., i : i + 8], final=i + 8 >= 40) for i in range(0, 40, 8)]
+    torch.testing.assert_close(torch.cat([b for b in blocks if b is not None], -1), up(x))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("mode", ["nearest", "nearest-exact", "linear"])
+def test_follows_the_block_dtype(mode: str, dtype: torch.dtype) -> None:
+    up = nn.Upsample(scale_factor=3, mode=mode)
+    stream = pts.Upsample1dStream(up).to(dtype)
+    assert_streams_exactly(up, signal((2, 3, 30), 5, dtype), stream=stream, partitions=3)
+
+
+def test_snapshot_resumes_exactly() -> None:
+    up = nn.Upsample(scale_factor=5, mode="linear")
+    x = signal((1, 2, 30), 6)
+    stream = pts.Upsample1dStream(up)
+    head = stream(x[..., :13])
+    fork = copy.deepcopy(stream)
+    saved = io.BytesIO()
+    torch.save(stream, saved)
+    saved.seek(0)
+    loaded = torch.load(saved, weights_only=False)
+    for resumed in (stream, fork, loaded):
+        tail = resumed(x[..., 13:], final=True)
+        torch.testing.assert_close(torch.cat([head, tail], -1), up(x))
+
+
+def test_rejected_block_leaves_stream_exact() -> None:
+    up = nn.Upsample(scale_factor=2, mode="linear")
+    x = signal((2, 3, 20), 7)
+    stream = pts.Upsample1dStream(up)
+    first = stream(x[..., :7])
+    with pytest.raises(pts.StreamError, match="batch size"):
+        stream(x[:1, :, 7:9])
+    rest = stream(x[..., 7:], final=True)
+    torch.testing.assert_close(torch.cat([first, rest], -1), up(x))
+
+
+def test_repr() -> None:
+    stream = pts.Upsample1dStream(nn.Upsample(scale_factor=(2.0,), mode="linear"))
+    assert repr(stream) == "Upsample1dStream(scale_factor=2, mode='linear')"
+    stream = pts.Upsample1dStream(nn.Upsample(scale_factor=3), edges="valid")
+    assert repr(stream) == "Upsample1dStream(scale_factor=3, mode='nearest', edges='valid')"
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16])
+@pytest.mark.parametrize("mode", ["nearest", "nearest-exact", "linear"])
+def test_streams_exactly_on_the_test_device(mode: str, dtype: torch.dtype) -> None:
+    device = device_under_test()
+    for factor in [2, 3, 5]:
+        up = nn.Upsample(scale_factor=factor, mode=mode)
+        x = signal((2, 3, 400), factor, dtype).to(device)
+        assert_streams_exactly(up, x, stream=pts.Upsample1dStream(up), partitions=3, block=64)
