@@ -58,16 +58,16 @@ def upsamplings(draw: st.DrawFn) -> nn.Upsample:
     """A random streamable nn.Upsample: integer factor in any spelling, every mode."""
     factor = draw(st.integers(1, 7))
     spelling = draw(st.sampled_from(["int", "float", "tuple", "float tuple"]))
-    scale: int | float | tuple[int] | tuple[float] = {
+    spellings: dict[str, int | float | tuple[int] | tuple[float]] = {
         "int": factor,
         "float": float(factor),
         "tuple": (factor,),
         "float tuple": (float(factor),),
-    }[spelling]
+    }
     mode = draw(st.sampled_from(["nearest", "nearest-exact", "linear"]))
     align = draw(st.sampled_from([None, False])) if mode == "linear" else None
     return nn.Upsample(
-        scale_factor=scale,  # type: ignore[arg-type]
+        scale_factor=spellings[spelling],
         mode=mode,
         align_corners=align,
         recompute_scale_factor=draw(st.sampled_from([None, False, True])),
@@ -108,7 +108,7 @@ def determined_outputs(module: nn.Module, x: Tensor, prefix: int, *, exact: bool
             break
     atol, rtol = (0.0, 0.0) if exact else tolerance(x.dtype)
     reference = outputs[0]
-    count = reference.shape[-1]
+    count: int = reference.shape[-1]
     for other in outputs[1:]:
         common = min(other.shape[-1], count)
         same = torch.isclose(other[..., :common], reference[..., :common], atol=atol, rtol=rtol)

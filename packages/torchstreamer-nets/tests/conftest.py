@@ -52,9 +52,13 @@ def device() -> torch.device:
 
 @pytest.fixture
 def no_script_warning() -> Iterator[None]:
-    """Silences the FutureWarning that ``torch.jit.script`` emits in recent torch versions."""
+    """Silences the warning that ``torch.jit.script`` emits in recent torch versions.
+
+    A ``FutureWarning`` in some versions, a ``DeprecationWarning`` in others.
+    """
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=FutureWarning)
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module="torch.jit")
         yield
 
 

@@ -1,5 +1,8 @@
 """Parallel1d and Concat1d: branches fed one input, cropped to the shortest, summed or stacked."""
 
+import copy
+from typing import Any
+
 import pytest
 import torch
 from hypothesis import assume, given
@@ -33,18 +36,19 @@ def test_containers_reject_bad_arguments() -> None:
     with pytest.raises(ValueError, match="reduce must be 'sum' or 'mean'"):
         pts.Parallel1d(nn.Identity(), reduce="max")
     with pytest.raises(pts.StreamError, match="expected a Parallel1d"):
-        pts.Parallel1dStream(nn.Identity())  # type: ignore[arg-type]
+        pts.Parallel1dStream(nn.Identity())
     with pytest.raises(pts.StreamError, match="expected a Concat1d"):
-        pts.Concat1dStream(nn.Identity())  # type: ignore[arg-type]
+        pts.Concat1dStream(nn.Identity())
 
 
-def test_hifigan_style_fusion_streams_exactly() -> None:
+def test_hifigan_style_fusion_streams_exactly(device: torch.device) -> None:
     def resblock(kernel: int) -> nn.Module:
         convs = [nn.Conv1d(4, 4, kernel, dilation=d, padding=d * (kernel - 1) // 2) for d in (1, 3)]
         return nn.Sequential(*[pts.Residual1d(nn.LeakyReLU(0.1), conv) for conv in convs])
 
-    fusion = pts.Parallel1d(resblock(3), resblock(5), resblock(7), reduce="mean").double()
-    x = torch.randn(2, 4, 40, dtype=torch.float64)
+    fusion = pts.Parallel1d(resblock(3), resblock(5), resblock(7), reduce="mean")
+    fusion = fusion.double().to(device)
+    x = torch.randn(2, 4, 40, dtype=torch.float64, device=device)
     assert_streams_exactly(fusion, x, partitions=4)
     assert_minimal_latency(fusion, x[0, :, :30])
     assert pts.create_stream(fusion).lookahead == 12
@@ -65,8 +69,8 @@ def _branches(draw, layers, rate_keeping: bool):  # type: ignore[no-untyped-def]
 
 @given(data=st.data(), length=st.integers(10, 36), concat=st.booleans(), mean=st.booleans())
 def test_random_branches_stream_exactly(
-    data: st.DataObject, layers, offline, length, concat, mean
-) -> None:  # type: ignore[no-untyped-def]
+    data: st.DataObject, layers: Any, offline: Any, length: int, concat: bool, mean: bool
+) -> None:
     channels, branches = data.draw(_branches(layers, rate_keeping=True))
     module = (
         pts.Concat1d(*branches)
@@ -117,3 +121,16 @@ def test_unstreamable_branch_layer_is_named_by_its_path() -> None:
     module = pts.Concat1d(nn.Identity(), nn.Sequential(nn.Conv1d(2, 2, 1), nn.LSTM(2, 2)))
     with pytest.raises(pts.NotStreamableError, match=r"^branches\.1\.1 \(LSTM\): "):
         pts.create_stream(module)
+
+
+def test_state_holds_no_autograd_history_while_gradients_are_on() -> None:
+    # the branches' outputs need gradients (the weights do); what the stream holds must not
+    module = pts.Parallel1d(nn.Conv1d(1, 1, 5, padding=2), nn.Conv1d(1, 1, 3, padding=1))
+    stream = pts.create_stream(module)
+    x = torch.randn(1, 60)
+    outputs = [stream(x[:, i : i + 1]) for i in range(30)]
+    assert any(y is not None and y.requires_grad for y in outputs)
+    fork = copy.deepcopy(stream)  # fails on tensors that carry a graph
+    rest = [fork(x[:, 30:], final=True)]
+    got = torch.cat([y for y in outputs + rest if y is not None], dim=-1)
+    assert torch.allclose(got, module(x))

@@ -12,69 +12,6 @@ import torchstreamer as pts
 from torchstreamer.testing import assert_minimal_latency, assert_streams_exactly
 
 
-def test_seed_custom_handler_example_runs_as_written() -> None:
-    import typing as T
-
-    import torch as pt
-
-    import torchstreamer as pts
-
-    # create a simple residual module
-    class MyResBlock(pt.nn.Module):
-        def __init__(self, inner: pt.nn.Module):
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, x: pt.Tensor) -> pt.Tensor:
-            return x + self.inner(x)
-
-    # create a custom stream handler for the residual module
-    class MyResBlockStream(pts.BaseStream):
-        def __init__(self, net: MyResBlock):
-            super().__init__()
-            self.net = net
-
-        def forward(self, x: pt.Tensor, final: bool = False) -> T.Optional[pt.Tensor]:
-            # apply the inner network of the residual module
-            y = self.net.inner(x.unsqueeze(0))
-
-            # accommodate the network's receptive field by stripping
-            # elements from the edge of the residual connection
-            pad = (x.shape[-1] - y.shape[-1]) // 2
-            res = x[..., pad:-pad]
-
-            # add the residual connection to the outputs
-            return y.squeeze(0) + res
-
-    # register the streamer with the library
-    pts.register_streamer(MyResBlock, lambda net: MyResBlockStream(net))
-
-    try:
-        # create the neural network containing the custom resblock module
-        net = pt.nn.Sequential(
-            pt.nn.Conv1d(1, 32, 1),
-            MyResBlock(pt.nn.Conv1d(32, 32, 3)),
-            pt.nn.Conv1d(32, 1, 1),
-        )
-
-        # create a stream that uses the custom stream handler
-        # whenever it encounters an instance of MyResBlock
-        stream = pts.Sequential1dStream(net)
-
-        # the 0.0.2-style stream is given [C, T] blocks: one block, streamed at once, is what
-        # the handler computes (the module's own forward cannot add lengths T and T - 2)
-        assert isinstance(stream.stages[1], MyResBlockStream)
-        x = pt.randn(1, 40)
-        with pt.no_grad():
-            h = net[0](x)
-            expected = net[2](h[:, 1:-1] + net[1].inner(h))
-            y = stream(x, final=True)
-        assert y is not None
-        assert pt.allclose(y, expected, atol=1e-6)
-    finally:
-        pts.unregister_streamer(MyResBlock)
-
-
 class Advance(nn.Module):
     """Moves the signal ``n`` samples earlier, zeros at the end: ``y[t] = x[t + n]``."""
 
@@ -132,7 +69,8 @@ class Echo(nn.Module):
         self.conv = nn.Conv1d(2, 2, 3, padding=1)
 
     def forward(self, x: Tensor) -> Tensor:
-        return x + 0.5 * self.advance(self.conv(x))
+        y: Tensor = x + 0.5 * self.advance(self.conv(x))
+        return y
 
 
 @pytest.mark.usefixtures("advance_handler")

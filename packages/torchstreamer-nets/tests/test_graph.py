@@ -39,22 +39,23 @@ class TemporalBlock(nn.Module):
             conv2, Chomp1d(padding), nn.ReLU(), nn.Dropout(0.2),
         )  # fmt: skip
         self.downsample = nn.Conv1d(n_in, n_out, 1) if n_in != n_out else None
-        self.relu = nn.ReLU()
+        self.relu: nn.Module = nn.ReLU()
 
     def forward(self, x: Tensor) -> Tensor:
         out = self.net(x)
         res = x if self.downsample is None else self.downsample(x)
-        return self.relu(out + res)
+        y: Tensor = self.relu(out + res)
+        return y
 
 
-def _tcn(channels: list[int], kernel: int = 3) -> nn.Module:
+def _tcn(channels: list[int], kernel: int = 3) -> nn.Sequential:
     blocks = [TemporalBlock(([2, *channels])[i], c, kernel, 2**i) for i, c in enumerate(channels)]
     return nn.Sequential(*blocks).eval()
 
 
-def test_tcn_streams_exactly_and_causally() -> None:
-    tcn = _tcn([4, 4, 3]).double()
-    x = torch.randn(2, 2, 40, dtype=torch.float64)
+def test_tcn_streams_exactly_and_causally(device: torch.device) -> None:
+    tcn = _tcn([4, 4, 3]).double().to(device)
+    x = torch.randn(2, 2, 40, dtype=torch.float64, device=device)
     assert_streams_exactly(tcn, x, partitions=4)
     stream = pts.create_stream(tcn)
     # the chomps make every convolution causal: no output waits for a later sample
@@ -62,6 +63,7 @@ def test_tcn_streams_exactly_and_causally() -> None:
     assert stream.receptive_field == 1 + 2 * 2 * (1 + 2 + 4)
     # ReLU zeros would make outputs look determined by chance: leaky ones for this check
     for block in tcn:
+        assert isinstance(block, TemporalBlock)
         block.relu = block.net[2] = block.net[6] = nn.LeakyReLU(0.1)
     assert_minimal_latency(tcn, x[:1, :, :24])
 
@@ -84,12 +86,14 @@ class Mixer(nn.Module):
         u, v, w = y.chunk(3, dim=1)
         head = torch.cat([u.sigmoid() * v, x[:, :2, 1:-1]], dim=-2)
         head += x[:, :1, 2:]
-        return head - w.softmax(dim=1) + F.pad(x[:, 1:2], (0, 2), mode="replicate")[..., 4:]
+        tail = F.pad(x[:, 1:2], (0, 2), mode="replicate")[..., 4:]
+        out: Tensor = head - w.softmax(dim=1) + tail
+        return out
 
 
-def test_paths_of_different_lookahead_stream_exactly() -> None:
-    mixer = Mixer().double()
-    x = torch.randn(2, 3, 30, dtype=torch.float64)
+def test_paths_of_different_lookahead_stream_exactly(device: torch.device) -> None:
+    mixer = Mixer().double().to(device)
+    x = torch.randn(2, 3, 30, dtype=torch.float64, device=device)
     stream = pts.create_stream(mixer)
     assert isinstance(stream, pts.Graph1dStream)
     assert stream.in_channels == 3
@@ -295,7 +299,8 @@ class Gate(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         a, b = self.conv(x).chunk(2, dim=1)
-        return self.out(self.film(a, b)) + self.out(x)  # self.out is called twice
+        y: Tensor = self.out(self.film(a, b)) + self.out(x)  # self.out is called twice
+        return y
 
 
 def test_nested_custom_modules_and_shared_weights() -> None:
@@ -316,7 +321,8 @@ class Scaled(nn.Module):
         self.conv = nn.Conv1d(2, 2, 3, padding=1)
 
     def forward(self, x: Tensor, gain: float = 2.0) -> Tensor:
-        return self.conv(x) * self.log_scale.exp() * gain
+        y: Tensor = self.conv(x) * self.log_scale.exp() * gain
+        return y
 
 
 def test_parameter_expressions_follow_weight_changes_and_defaults_are_fixed() -> None:
@@ -348,3 +354,17 @@ def test_describe_lists_the_streams_of_the_graph() -> None:
     assert "Graph1dStream(Mixer)" in table
     assert "Conv1dStream" in table
     assert "TimeSlice1dStream" in table
+
+
+class Weighted(nn.Module):
+    def forward(self, x: Tensor) -> Tensor:
+        return x * torch.tensor([[0.5], [2.0]])
+
+
+def test_constants_made_in_forward_follow_the_stream_to_another_dtype() -> None:
+    module = Weighted()
+    stream = pts.create_stream(module).double()
+    x = torch.randn(2, 9, dtype=torch.float64)
+    y = stream(x, final=True)
+    assert y is not None
+    assert torch.equal(y, x * torch.tensor([[0.5], [2.0]], dtype=torch.float64))

@@ -1,6 +1,7 @@
 """Residual1d and Residual1dStream: the skip path aligned by the inner stream's own behaviour."""
 
 import copy
+from typing import Any
 
 import pytest
 import torch
@@ -10,35 +11,6 @@ from torch import nn
 
 import torchstreamer as pts
 from torchstreamer.testing import assert_minimal_latency, assert_streams_exactly
-
-
-def test_seed_resnet_example_runs_as_written() -> None:
-    import torch as pt
-    import torch.nn as nn
-
-    import torchstreamer as pts
-
-    net = nn.Sequential(
-        nn.Conv1d(1, 128, 1),
-        *[
-            pts.Residual1d(
-                nn.Sequential(
-                    nn.GELU(),
-                    nn.Conv1d(128, 256, 3),
-                    nn.GELU(),
-                    nn.Conv1d(256, 128, 1),
-                )
-            )
-            for _ in range(3)
-        ],
-        nn.Conv1d(128, 1, 1),
-    )
-
-    stream = pts.Sequential1dStream(net)
-
-    assert_streams_exactly(net, pt.randn(1, 50), stream=stream, partitions=3)
-    assert stream.in_channels == 1
-    assert stream.receptive_field == 7
 
 
 @pytest.mark.parametrize("shortening", [0, 1, 2, 3, 4])
@@ -77,12 +49,12 @@ def test_rate_changes_are_invalid_residual_strides(inner) -> None:  # type: igno
             pts.Residual1dStream(inner())
 
 
-def test_down_then_up_keeps_the_rate_and_streams() -> None:
+def test_down_then_up_keeps_the_rate_and_streams(device: torch.device) -> None:
     inner = nn.Sequential(
         nn.Conv1d(2, 4, 4, stride=2, padding=1), nn.ConvTranspose1d(4, 2, 4, stride=2, padding=1)
     )
-    block = pts.Residual1d(inner).double()
-    x = torch.randn(2, 2, 31, dtype=torch.float64)
+    block = pts.Residual1d(inner).double().to(device)
+    x = torch.randn(2, 2, 31, dtype=torch.float64, device=device)
     assert_streams_exactly(block, x)
     assert_minimal_latency(block, x[0])
 
@@ -121,8 +93,8 @@ def _residual_stack(draw, layers):  # type: ignore[no-untyped-def]
 
 @given(data=st.data(), length=st.integers(12, 40), batched=st.booleans())
 def test_random_residual_stacks_stream_exactly(
-    data: st.DataObject, layers, offline, length, batched
-) -> None:  # type: ignore[no-untyped-def]
+    data: st.DataObject, layers: Any, offline: Any, length: int, batched: bool
+) -> None:
     try:
         channels, net = data.draw(_residual_stack(layers))
     except ValueError:
@@ -210,3 +182,15 @@ def test_alignment_is_measured_on_the_first_block_when_channels_cannot_be_guesse
         stream.timing()
     assert_streams_exactly(block, torch.randn(2, 2, 20, dtype=torch.float64), stream=stream)
     assert stream.lookahead == 2
+
+
+def test_seed_resnet_in_float32(device: torch.device) -> None:
+    net = nn.Sequential(
+        nn.Conv1d(1, 32, 1),
+        *[
+            pts.Residual1d(nn.GELU(), nn.Conv1d(32, 64, 3), nn.GELU(), nn.Conv1d(64, 32, 1))
+            for _ in range(3)
+        ],
+        nn.Conv1d(32, 1, 1),
+    ).to(device)
+    assert_streams_exactly(net, torch.randn(3, 1, 60, device=device), partitions=4)

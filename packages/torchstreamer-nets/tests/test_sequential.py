@@ -2,8 +2,7 @@
 
 import copy
 import io
-from fractions import Fraction
-from typing import Optional
+from typing import Any, Optional
 
 import pytest
 import torch
@@ -15,37 +14,10 @@ import torchstreamer as pts
 from torchstreamer.testing import assert_minimal_latency, assert_streams_exactly, stream_blocks
 
 
-def test_seed_sequential_example_runs_as_written() -> None:
-    import torch as pt
-    from torch import nn
-
-    import torchstreamer as pts
-
-    net = nn.Sequential(
-        nn.Conv1d(1, 128, 1),
-        nn.GELU(),
-        nn.Conv1d(128, 128, 2, stride=2),
-        nn.GELU(),
-        nn.Conv1d(128, 128, 2, stride=2),
-        nn.AvgPool1d(2),
-        nn.ConvTranspose1d(128, 128, 2, stride=2),
-        nn.GELU(),
-        nn.ConvTranspose1d(128, 128, 2, stride=2),
-        nn.GELU(),
-        nn.Conv1d(128, 1, 1),
-    )
-
-    stream = pts.Sequential1dStream(net)
-
-    x = pt.randn(1, 203)
-    assert_streams_exactly(net, x, stream=stream, partitions=3)
-    assert stream.rate == Fraction(1, 2)  # strides 2, 2, 2 then upsampling 2, 2
-
-
 @given(data=st.data(), length=st.integers(8, 40), batched=st.booleans())
 def test_random_sequentials_stream_exactly(
-    data: st.DataObject, layers, offline, length, batched
-) -> None:  # type: ignore[no-untyped-def]
+    data: st.DataObject, layers: Any, offline: Any, length: int, batched: bool
+) -> None:
     channels = data.draw(st.sampled_from([1, 2, 3]))
     modules, _ = layers(data.draw, channels, count=5)
     net = nn.Sequential(*modules).double().eval()
@@ -57,8 +29,8 @@ def test_random_sequentials_stream_exactly(
 
 @given(data=st.data(), length=st.integers(8, 40))
 def test_random_sequentials_valid_edges_match_unpadded_network(
-    data: st.DataObject, layers, offline, length
-) -> None:  # type: ignore[no-untyped-def]
+    data: st.DataObject, layers: Any, offline: Any, length: int
+) -> None:
     modules, _ = layers(data.draw, 2, count=4, kinds=("conv", "act"))
     net = nn.Sequential(*modules).double()
     unpadded = nn.Sequential(*(_unpadded(module) for module in net))
@@ -73,20 +45,20 @@ def _unpadded(module: nn.Module) -> nn.Module:
     if not isinstance(module, nn.Conv1d):
         return module
     m = module
-    bias = m.bias is not None
     conv = nn.Conv1d(
-        m.in_channels, m.out_channels, m.kernel_size, m.stride, 0, m.dilation, m.groups, bias
-    )
+        m.in_channels, m.out_channels, m.kernel_size[0], m.stride[0], 0, m.dilation[0], m.groups,
+        m.bias is not None,
+    )  # fmt: skip
     conv.load_state_dict(m.state_dict())
     return conv.double()
 
 
-def test_nested_sequentials_stream_exactly() -> None:
+def test_nested_sequentials_stream_exactly(device: torch.device) -> None:
     inner = nn.Sequential(
         nn.Conv1d(3, 3, 3, padding=1), nn.Sequential(nn.Tanh(), nn.Conv1d(3, 3, 2))
     )
-    net = nn.Sequential(nn.Conv1d(2, 3, 5, padding=2), inner, nn.AvgPool1d(2)).double()
-    x = torch.randn(4, 2, 37, dtype=torch.float64)
+    net = nn.Sequential(nn.Conv1d(2, 3, 5, padding=2), inner, nn.AvgPool1d(2)).double().to(device)
+    x = torch.randn(4, 2, 37, dtype=torch.float64, device=device)
     assert_streams_exactly(net, x)
     assert_minimal_latency(net, x[0])
 
@@ -222,4 +194,21 @@ def test_snapshots_resume_exactly() -> None:
 
 def test_rejects_what_is_not_a_sequential() -> None:
     with pytest.raises(pts.StreamError, match=r"expected an nn\.Sequential"):
-        pts.Sequential1dStream(nn.Conv1d(1, 1, 1))  # type: ignore[arg-type]
+        pts.Sequential1dStream(nn.Conv1d(1, 1, 1))
+
+
+class Doubling(nn.Sequential):
+    """A Sequential whose forward does more than chain its children."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        y: Tensor = super().forward(x)  # type: ignore[no-untyped-call]
+        return y * 2
+
+
+def test_a_sequential_that_overrides_forward_is_streamed_from_its_forward() -> None:
+    net = Doubling(nn.Conv1d(1, 2, 3, padding=1), nn.Tanh()).double()
+    stream = pts.create_stream(net)
+    assert isinstance(stream, pts.Graph1dStream)
+    assert_streams_exactly(net, torch.randn(2, 1, 20, dtype=torch.float64), stream=stream)
+    with pytest.raises(pts.NotStreamableError, match="overrides forward"):
+        pts.Sequential1dStream(net)

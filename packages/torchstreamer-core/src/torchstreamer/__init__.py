@@ -24,12 +24,17 @@ from typing import TYPE_CHECKING, Any
 _PUBLIC: dict[str, tuple[str, str]] = {
     **dict.fromkeys(
         (
+            "ENTRY_POINT_GROUP",
             "BaseStream",
+            "Edges",
             "Handler",
             "NotStreamableError",
             "StreamError",
+            "StreamFactory",
             "TimeBuffer",
             "Timing",
+            "buffered_samples",
+            "check_edges",
             "create_stream",
             "describe",
             "register_streamer",
@@ -45,6 +50,7 @@ _PUBLIC: dict[str, tuple[str, str]] = {
             "Pad1dStream",
             "Pool1dStream",
             "Upsample1dStream",
+            "WindowStream",
         ),
         ("torchstreamer.layers", "torchstreamer-layers"),
     ),
@@ -106,13 +112,35 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     # "X as X": the names are re-exported for type checkers (implicit re-exports are off in
     # strict mode, and __all__ above is computed, so they cannot read it)
+    from torchstreamer.contrib import Resample as Resample
+    from torchstreamer.contrib import ResampleStream as ResampleStream
+    from torchstreamer.core import ENTRY_POINT_GROUP as ENTRY_POINT_GROUP
     from torchstreamer.core import BaseStream as BaseStream
+    from torchstreamer.core import Edges as Edges
     from torchstreamer.core import Handler as Handler
     from torchstreamer.core import NotStreamableError as NotStreamableError
     from torchstreamer.core import StreamError as StreamError
+    from torchstreamer.core import StreamFactory as StreamFactory
     from torchstreamer.core import TimeBuffer as TimeBuffer
     from torchstreamer.core import Timing as Timing
+    from torchstreamer.core import buffered_samples as buffered_samples
+    from torchstreamer.core import check_edges as check_edges
     from torchstreamer.core import create_stream as create_stream
     from torchstreamer.core import describe as describe
     from torchstreamer.core import register_streamer as register_streamer
     from torchstreamer.core import unregister_streamer as unregister_streamer
+    from torchstreamer.layers import Conv1dStream as Conv1dStream
+    from torchstreamer.layers import ConvTranspose1dStream as ConvTranspose1dStream
+    from torchstreamer.layers import Elementwise1dStream as Elementwise1dStream
+    from torchstreamer.layers import Pad1dStream as Pad1dStream
+    from torchstreamer.layers import Pool1dStream as Pool1dStream
+    from torchstreamer.layers import Upsample1dStream as Upsample1dStream
+    from torchstreamer.layers import WindowStream as WindowStream
+    from torchstreamer.nets import Concat1d as Concat1d
+    from torchstreamer.nets import Concat1dStream as Concat1dStream
+    from torchstreamer.nets import Graph1dStream as Graph1dStream
+    from torchstreamer.nets import Parallel1d as Parallel1d
+    from torchstreamer.nets import Parallel1dStream as Parallel1dStream
+    from torchstreamer.nets import Residual1d as Residual1d
+    from torchstreamer.nets import Residual1dStream as Residual1dStream
+    from torchstreamer.nets import Sequential1dStream as Sequential1dStream

@@ -6,7 +6,7 @@ Everything here is also available from the top-level package (``torchstreamer.Ba
 from __future__ import annotations
 
 from .buffer import TimeBuffer
-from .describe import describe
+from .describe import buffered_samples, describe
 from .errors import NotStreamableError, StreamError
 from .registry import (
     ENTRY_POINT_GROUP,
@@ -31,6 +31,7 @@ __all__ = [
     "StreamFactory",
     "TimeBuffer",
     "Timing",
+    "buffered_samples",
     "check_edges",
     "create_stream",
     "describe",

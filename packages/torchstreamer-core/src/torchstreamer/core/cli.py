@@ -189,7 +189,7 @@ def _check(args: argparse.Namespace) -> int:
                 ("result", f"exact, within atol={atol:g}, rtol={rtol:g}"),
                 (
                     "partitions",
-                    f"whole signal, one-sample blocks, {args.partitions} random ones "
+                    f"whole signal, one-sample blocks, {_plural(args.partitions, 'random one')} "
                     f"favouring blocks of {args.block}, blocks of {args.block}",
                 ),
             ]

@@ -25,16 +25,20 @@ class Upsample1dStream(BaseStream):
     Modes ``"nearest"`` and ``"nearest-exact"`` repeat each input ``factor`` times (for an
     integer factor both pick input ``i // factor`` for output ``i``), so every output leaves
     with its input. Mode ``"linear"`` (``align_corners=False``) interpolates between the two
-    inputs around each output and holds one input back: an output is emitted once both inputs
-    with a nonzero weight have arrived. Its first outputs repeat the first input, and its last
+    inputs around each output and holds one input back: an output is emitted once every input
+    with a nonzero weight has arrived. Its first outputs repeat the first input, and its last
     ones, which repeat the last input, come with ``final=True``.
 
-    The linear weights are computed per output index with the same floating-point arithmetic
-    as PyTorch's kernel (single precision for float32, float16 and bfloat16, double for
-    float64), so they equal ``module(x)`` on long signals too, where that arithmetic drifts
-    from the exact weights. For nearest modes the stream picks input ``i // factor``, which is
-    what PyTorch's kernel computes until its single-precision index arithmetic rounds
-    differently, past about 4 million output samples for some factors.
+    The linear weights follow PyTorch's own arithmetic, output index by output index: single
+    precision for float32, float16 and bfloat16 (rounded step by step on the CPU, with the
+    fused multiply-add of the CUDA kernel on CUDA), double for float64. So they equal
+    ``module(x)`` on long signals too, where that arithmetic drifts from the exact weights (by
+    more than float32 rounding after a few hundred samples with a factor of 3). It also makes
+    the weight of the next input, zero in exact arithmetic for the middle output of an odd
+    factor, a rounding error: such outputs wait for that input too, and :meth:`timing` counts
+    it. For nearest modes the stream picks input ``i // factor``, which is what PyTorch's
+    kernels compute until their single-precision index arithmetic rounds differently, past
+    5 million output samples for some factors.
 
     ``edges`` is accepted for uniformity and changes nothing: upsampling has no padding.
 
@@ -45,23 +49,23 @@ class Upsample1dStream(BaseStream):
 
     Raises:
         NotStreamableError: for ``size=`` (the factor would depend on the signal's length),
-            a non-integer factor (its phase would depend on the length too),
-            ``align_corners=True`` (which scales by ``(T_out - 1) / (T - 1)``), and modes other
-            than nearest, nearest-exact and linear.
+            a non-integer factor, ``align_corners=True`` (which scales by
+            ``(T_out - 1) / (T - 1)``), and modes other than nearest, nearest-exact and linear.
 
     Shape:
-        ``[B, C, T]`` or ``[C, T]`` in, ``[B, C, factor * T]`` or ``[C, factor * T]`` out.
+        ``[B, C, T]`` or ``[C, T]`` in (``nn.Upsample`` itself takes the first only),
+        ``[B, C, factor * T]`` or ``[C, factor * T]`` out.
 
     Example:
         >>> import torch
         >>> import torchstreamer as pts
         >>> up = torch.nn.Upsample(scale_factor=3, mode="linear")
         >>> stream = pts.Upsample1dStream(up)
-        >>> x = torch.randn(2, 100)
-        >>> blocks = [stream(x[:, i : i + 16], final=i + 16 >= 100) for i in range(0, 100, 16)]
+        >>> x = torch.randn(1, 2, 100)
+        >>> blocks = [stream(x[..., i : i + 16], final=i + 16 >= 100) for i in range(0, 100, 16)]
         >>> torch.testing.assert_close(torch.cat(blocks, dim=-1), up(x))
-        >>> stream.rate, stream.receptive_field
-        (Fraction(3, 1), 2)
+        >>> stream.rate, stream.receptive_field, stream.lookahead
+        (Fraction(3, 1), 2, Fraction(2, 3))
     """
 
     def __init__(self, module: nn.Upsample, *, edges: Edges = "pad") -> None:
@@ -75,7 +79,9 @@ class Upsample1dStream(BaseStream):
         if mode not in _MODES:
             raise NotStreamableError(
                 f"Upsample1dStream: {module!r} uses mode {mode!r}; only 'nearest', "
-                "'nearest-exact' and 'linear' can be streamed over time"
+                "'nearest-exact' and 'linear' can be streamed over time ('area' averages "
+                "windows whose bounds depend on the length of the whole signal; 'bilinear', "
+                "'bicubic' and 'trilinear' resize 2D and 3D inputs)"
             )
         if mode == "linear" and module.align_corners:
             raise NotStreamableError(
@@ -180,9 +186,7 @@ class Upsample1dStream(BaseStream):
 
     def __repr__(self) -> str:
         extra = f", edges={self.edges!r}" if self.edges != "pad" else ""
-        return (
-            f"Upsample1dStream(scale_factor={self.factor}, mode={self.module.mode!r}{extra})"
-        )
+        return f"Upsample1dStream(scale_factor={self.factor}, mode={self.module.mode!r}{extra})"
 
 
 def _integer_factor(module: nn.Upsample) -> int:

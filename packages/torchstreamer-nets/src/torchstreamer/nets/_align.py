@@ -98,15 +98,17 @@ class PathAligner(nn.Module):
             view: Optional[Tensor] = None
             if queue.held > 0:
                 # an empty block of the held shape returns the held samples as one view
-                view = queue.extend(queue.data[..., :0] if y is None else y)
+                view = queue.extend(queue.data[..., :0] if y is None else _detached(y))
             elif y is not None:
                 # a path that is not ahead passes its block on without touching the buffer
                 view = queue.extend(y) if queue.skip > 0 else y
             views.append(view)
             if view is None:
                 ready = 0
+            elif ready < 0:
+                ready = view.size(-1)
             else:
-                ready = view.size(-1) if ready < 0 else min(ready, view.size(-1))
+                ready = min(ready, view.size(-1))
         if final and self.strict:
             self._check_lengths(views)
         if ready == 0:
@@ -115,7 +117,7 @@ class PathAligner(nn.Module):
             for k, waiting in enumerate(self.queues):
                 held = views[k]
                 if held is not None:
-                    waiting.advance(held, 0)
+                    waiting.advance(_detached(held), 0)
             return None
         pieces: list[Tensor] = []
         for k, done in enumerate(self.queues):
@@ -123,7 +125,7 @@ class PathAligner(nn.Module):
             assert piece is not None
             length = piece.size(-1)
             if length > ready or done.held > 0:
-                done.advance(piece, ready)
+                done.advance(_detached(piece), ready)
                 if length > ready:
                     piece = piece.narrow(-1, 0, ready)
             pieces.append(piece)
@@ -141,6 +143,15 @@ class PathAligner(nn.Module):
 
     def extra_repr(self) -> str:
         return f"offsets={self.offsets}"
+
+
+def _detached(x: Tensor) -> Tensor:
+    """``x`` without autograd history, so that what the buffers keep never holds a graph.
+
+    Held samples would otherwise chain every block's graph to the next: memory without bound
+    while gradients are enabled, and streams that ``copy.deepcopy`` cannot copy.
+    """
+    return x.detach() if x.requires_grad else x
 
 
 def _empty_pieces(views: list[Optional[Tensor]]) -> Optional[list[Tensor]]:

@@ -19,7 +19,21 @@ from torchstreamer.core import (
 from ._align import PathAligner, aligned_timing, channel_hint, crop_offsets
 from ._located import Child, build_child, locate
 
-__all__ = ["Paths1dStream", "crop_to"]
+__all__ = ["Paths1dStream", "check_forward", "crop_to"]
+
+
+def check_forward(module: nn.Module, container: type[nn.Module], stream: str) -> None:
+    """Refuses a subclass of ``container`` whose own ``forward`` computes something else.
+
+    Raises:
+        NotStreamableError: naming the stream and the module.
+    """
+    if type(module).forward is not container.forward:
+        raise NotStreamableError(
+            f"{stream}: {type(module).__name__} overrides forward(), so it does not compute "
+            f"what {container.__name__} does; torchstreamer.create_stream streams it from its "
+            "traced forward() instead"
+        )
 
 
 def crop_to(x: Tensor, length: int) -> Tensor:

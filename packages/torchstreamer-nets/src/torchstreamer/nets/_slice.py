@@ -76,6 +76,9 @@ class TimeSlice1dStream(BaseStream):
                 # the input is already this long, whatever comes: what it still owes counts
                 limit = min(input_length() + self.stop, end)
         y: Optional[Tensor] = None
+        if x.requires_grad:
+            # what the buffer keeps must not hold the graph of earlier blocks
+            x = x.detach()
         if self.next < limit:
             stored = self.buffer.held > 0
             view = self.buffer.extend(x)

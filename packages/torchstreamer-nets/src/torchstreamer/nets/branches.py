@@ -5,7 +5,7 @@ from torch import Tensor, nn
 
 from torchstreamer.core import Edges, StreamError
 
-from ._paths import Paths1dStream, crop_to
+from ._paths import Paths1dStream, check_forward, crop_to
 
 __all__ = ["Concat1d", "Concat1dStream", "Parallel1d", "Parallel1dStream"]
 
@@ -138,6 +138,7 @@ class Parallel1dStream(Paths1dStream):
             raise StreamError(
                 f"Parallel1dStream: expected a Parallel1d, got {type(module).__name__}"
             )
+        check_forward(module, Parallel1d, "Parallel1dStream")
         branches = [(f"branches.{k}", branch) for k, branch in enumerate(module.branches)]
         super().__init__(branches, edges=edges, identity=False, combine=module.reduce)
 
@@ -171,5 +172,6 @@ class Concat1dStream(Paths1dStream):
     def __init__(self, module: Concat1d, *, edges: Edges = "pad") -> None:
         if not isinstance(module, Concat1d):
             raise StreamError(f"Concat1dStream: expected a Concat1d, got {type(module).__name__}")
+        check_forward(module, Concat1d, "Concat1dStream")
         branches = [(f"branches.{k}", branch) for k, branch in enumerate(module.branches)]
         super().__init__(branches, edges=edges, identity=False, combine="cat")

@@ -126,8 +126,8 @@ class Graph1dStream(BaseStream):
         builder = _Builder(module, edges)
         builder.build(graph)
         self.ops: list[Op] = builder.ops
-        self.size = builder.size
         self.output = builder.output
+        # the value of every node that does not change between blocks; the rest is set per block
         self.constants: Env = builder.constants
         self.streams = nn.ModuleList([op.stream for op in builder.ops if isinstance(op, StreamOp)])
         self.aligners = nn.ModuleList([op.aligner for op in builder.ops if isinstance(op, JoinOp)])
@@ -177,7 +177,7 @@ class Graph1dStream(BaseStream):
     def _run(self, x: Tensor, final: bool) -> Optional[Tensor]:
         self.received += x.size(-1)
         env = list(self.constants)
-        env[0] = x
+        env[0] = x  # the signal: fx puts the placeholders first
         for op in self.ops:
             op.run(env, final)
         y: Optional[Tensor] = env[self.output]
@@ -191,6 +191,12 @@ class Graph1dStream(BaseStream):
         for op in self.ops:
             op.restart()
         self.received = 0
+
+    def _apply(self, fn: Any, recurse: bool = True) -> Graph1dStream:
+        # tensors computed once from constants in forward() follow .to(), .cuda(), .half()
+        self.constants = [fn(c) if isinstance(c, Tensor) else c for c in self.constants]
+        super()._apply(fn, recurse)  # type: ignore[no-untyped-call]
+        return self
 
     def timing(self) -> Timing:
         if self.graph_timing is None:
@@ -298,7 +304,6 @@ class _Builder:
         self.output = 0
         self.output_node: Optional[fx.Node] = None
         self.output_timing: Optional[Timing] = None
-        self.size = 0
 
     def build(self, graph: fx.Graph) -> None:
         signal = None
@@ -328,7 +333,6 @@ class _Builder:
                 self._static(node, slot)
             else:
                 self._signal(node, slot)
-        self.size = len(self.constants)
 
     # -- nodes that do not depend on the signal
 
@@ -450,18 +454,20 @@ class _Builder:
         self._add_stream(node, slot, source, stream, "", "slice", read=channels)
 
     def _pad(self, node: fx.Node, slot: int) -> None:
-        bound = inspect.signature(F.pad).bind(*node.args, **node.kwargs)
-        bound.apply_defaults()
-        source, pad = bound.arguments["input"], bound.arguments["pad"]
-        mode, value = bound.arguments["mode"], bound.arguments["value"]
+        # F.pad(input, pad, mode="constant", value=None); a builtin without a signature
+        given: dict[str, Any] = dict(
+            zip(("input", "pad", "mode", "value"), node.args, strict=False)
+        )
+        given.update(node.kwargs)
+        source, pad = given["input"], given["pad"]
+        mode, value = given.get("mode", "constant"), given.get("value")
         if _has_nodes(pad) or _has_nodes(value) or not isinstance(source, fx.Node):
             self._refuse(node, "its padding is computed from the signal")
-        pad = tuple(pad)
         if len(pad) % 2 or any(pad[2:]):
             self._refuse(node, "it pads other dimensions than time")
-        left, right = pad[0], pad[1]
+        left, right = int(pad[0]), int(pad[1])
         layers: dict[str, nn.Module] = {
-            "constant": nn.ConstantPad1d((left, right), 0.0 if value is None else value),
+            "constant": nn.ConstantPad1d((left, right), 0.0 if value is None else float(value)),
             "reflect": nn.ReflectionPad1d((left, right)),
             "replicate": nn.ReplicationPad1d((left, right)),
             "circular": nn.CircularPad1d((left, right)),

@@ -6,7 +6,7 @@ from torch import Tensor, nn
 
 from torchstreamer.core import Edges, StreamError, create_stream
 
-from ._paths import Paths1dStream, crop_to
+from ._paths import Paths1dStream, check_forward, crop_to
 
 __all__ = ["Residual1d", "Residual1dStream"]
 
@@ -94,7 +94,11 @@ class Residual1dStream(Paths1dStream):
     """
 
     def __init__(self, module: nn.Module, *, edges: Edges = "pad") -> None:
-        branches = [("net", module.net)] if isinstance(module, Residual1d) else [("", module)]
+        if isinstance(module, Residual1d):
+            check_forward(module, Residual1d, "Residual1dStream")
+            branches = [("net", module.net)]
+        else:
+            branches = [("", module)]
         super().__init__(branches, edges=edges, identity=True, combine="sum")
 
     def _combine(self, pieces: list[Tensor]) -> Tensor:

@@ -7,11 +7,19 @@ from typing import TYPE_CHECKING, Final, Optional
 import torch
 from torch import Tensor, nn
 
-from torchstreamer.core import BaseStream, Edges, StreamError, Timing, check_edges, create_stream
+from torchstreamer.core import (
+    BaseStream,
+    Edges,
+    StreamError,
+    Timing,
+    check_edges,
+    create_stream,
+)
 
 from ._channels import keeps_channels, legacy_stream, stateless
 from ._lengths import Chain, Received, length_map
 from ._located import Child, build_child, locate
+from ._paths import check_forward
 
 __all__ = ["Sequential1dStream"]
 
@@ -75,6 +83,7 @@ class Sequential1dStream(BaseStream):
             raise StreamError(
                 f"Sequential1dStream: expected an nn.Sequential, got {type(module).__name__}"
             )
+        check_forward(module, nn.Sequential, "Sequential1dStream")
         names: list[str] = []
         kinds: list[str] = []
         stages: list[BaseStream] = []
