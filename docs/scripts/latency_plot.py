@@ -15,6 +15,7 @@ the lookahead. The SVG is written by hand, so the script needs nothing beyond to
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -67,7 +68,7 @@ def svg(lookahead: Fraction, rows: list[tuple[int, float, float]]) -> str:
     left, right, top, bottom = 70, 20, 30, 60
     x_lo, x_hi = math.log2(BLOCKS[0]), math.log2(BLOCKS[-1])
     y_values = [value for _, worst, mean in rows for value in (worst, mean)]
-    y_lo = math.floor(math.log2(min(y_values)))
+    y_lo = math.floor(math.log2(min(y_values))) - 1  # a margin below the lowest line
     y_hi = math.ceil(math.log2(max(BLOCKS[-1] + float(lookahead), *y_values)))
 
     def px(block: float) -> float:
@@ -76,7 +77,7 @@ def svg(lookahead: Fraction, rows: list[tuple[int, float, float]]) -> str:
     def py(value: float) -> float:
         return top + (y_hi - math.log2(value)) / (y_hi - y_lo) * (height - top - bottom)
 
-    def polyline(points: list[tuple[float, float]], style: str) -> str:
+    def polyline(points: Sequence[tuple[float, float]], style: str) -> str:
         text = " ".join(f"{px(b):.1f},{py(v):.1f}" for b, v in points)
         return f'<polyline points="{text}" fill="none" {style}/>'
 

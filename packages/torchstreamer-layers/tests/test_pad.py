@@ -88,7 +88,7 @@ def test_valid_edges_only_crop(case: tuple[Pad, int], seed: int) -> None:
     pad, length = case
     left, right = pad.padding
     x = signal((1, 2, length), seed)
-    expected = x[..., max(-left, 0) : length - max(-right, 0)]
+    expected = x[..., max(-left, 0) : max(length - max(-right, 0), 0)]
     stream = pts.Pad1dStream(pad, edges="valid")
     assert_streams_exactly(pad, x, stream=stream, expected=expected, partitions=3, seed=seed)
 

@@ -368,3 +368,47 @@ def test_constants_made_in_forward_follow_the_stream_to_another_dtype() -> None:
     y = stream(x, final=True)
     assert y is not None
     assert torch.equal(y, x * torch.tensor([[0.5], [2.0]], dtype=torch.float64))
+
+
+class Sliced(nn.Module):
+    def __init__(self, index: slice) -> None:
+        super().__init__()
+        self.index = index
+        self.conv = nn.Conv1d(2, 2, 3, padding=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        y: Tensor = self.conv(x)[..., self.index] * 2
+        return y
+
+
+@pytest.mark.parametrize(
+    "index",
+    [
+        slice(3, None),
+        slice(None, 5),
+        slice(2, -3),
+        slice(None, None, 2),
+        slice(1, None, 3),
+        slice(2, 9, 2),
+        slice(-4, None),
+        slice(-6, -2),
+        slice(1, 0),
+    ],
+)
+def test_constant_time_slices(index: slice) -> None:
+    module = Sliced(index).double()
+    x = torch.randn(2, 2, 20, dtype=torch.float64)
+    if module(x).shape[-1] == 0:
+        stream = pts.create_stream(module)
+        assert all(stream(x[..., i : i + 3], final=i + 3 >= 20) is None for i in range(0, 20, 3))
+        return
+    assert_streams_exactly(module, x)
+    # (a stop from the end drops samples that would be missing if the signal ended now: the
+    # checker, which only continues the signal, would count them as determined)
+    if (index.start or 0) >= 0 and (index.stop or 0) >= 0:
+        assert_minimal_latency(module, x[:1])
+
+
+def test_a_slice_from_the_end_to_a_fixed_stop_is_refused() -> None:
+    with pytest.raises(pts.NotStreamableError, match=r"counts from the end of the signal"):
+        pts.create_stream(Sliced(slice(-5, 3)))

@@ -15,8 +15,9 @@ from torchstreamer.testing import assert_minimal_latency, assert_streams_exactly
 
 @pytest.mark.parametrize("shortening", [0, 1, 2, 3, 4])
 def test_residual1d_crops_the_input_symmetrically(shortening: int) -> None:
-    block = pts.Residual1d(nn.Conv1d(1, 1, shortening + 1, bias=False))
-    nn.init.zeros_(block.net.weight)
+    conv = nn.Conv1d(1, 1, shortening + 1, bias=False)
+    nn.init.zeros_(conv.weight)
+    block = pts.Residual1d(conv)
     x = torch.arange(10.0).view(1, 10)
     left = shortening // 2  # the left side loses the floor of half, as torch-streamer 0.0.2
     assert torch.equal(block(x), x[:, left : 10 - (shortening - left)])

@@ -194,7 +194,7 @@ def test_snapshots_resume_exactly() -> None:
 
 def test_rejects_what_is_not_a_sequential() -> None:
     with pytest.raises(pts.StreamError, match=r"expected an nn\.Sequential"):
-        pts.Sequential1dStream(nn.Conv1d(1, 1, 1))
+        pts.Sequential1dStream(nn.Conv1d(1, 1, 1))  # type: ignore[arg-type]
 
 
 class Doubling(nn.Sequential):

@@ -37,6 +37,7 @@ _PUBLIC: dict[str, tuple[str, str]] = {
             "check_edges",
             "create_stream",
             "describe",
+            "handled_type",
             "register_streamer",
             "unregister_streamer",
         ),
@@ -127,6 +128,7 @@ if TYPE_CHECKING:
     from torchstreamer.core import check_edges as check_edges
     from torchstreamer.core import create_stream as create_stream
     from torchstreamer.core import describe as describe
+    from torchstreamer.core import handled_type as handled_type
     from torchstreamer.core import register_streamer as register_streamer
     from torchstreamer.core import unregister_streamer as unregister_streamer
     from torchstreamer.layers import Conv1dStream as Conv1dStream

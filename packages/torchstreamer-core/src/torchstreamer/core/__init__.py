@@ -15,6 +15,7 @@ from .registry import (
     StreamFactory,
     check_edges,
     create_stream,
+    handled_type,
     register_streamer,
     unregister_streamer,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "check_edges",
     "create_stream",
     "describe",
+    "handled_type",
     "register_streamer",
     "unregister_streamer",
 ]

@@ -21,6 +21,7 @@ __all__ = [
     "Handler",
     "StreamFactory",
     "create_stream",
+    "handled_type",
     "register_streamer",
     "unregister_streamer",
 ]
@@ -169,6 +170,30 @@ def create_stream(module: nn.Module, *, edges: Edges = "pad") -> BaseStream:
         f"no stream handler accepts {name}; write a BaseStream for it and register it with "
         f"torchstreamer.register_streamer({name}, factory).{hint}"
     )
+
+
+def handled_type(module_type: type) -> type | None:
+    """The most specific class of ``module_type`` with a handler of its own, if any.
+
+    Handlers registered for ``nn.Module`` itself (the fallbacks that every module reaches) do
+    not count. Composite streams use this to tell a module with a dedicated stream from one
+    they should look inside.
+
+    Args:
+        module_type: a module class.
+
+    Returns:
+        the class (``module_type`` or a base of it) whose handler would be tried first, or
+        ``None`` if only fallbacks would.
+    """
+    _discover()
+    with _lock:
+        for cls in module_type.__mro__:
+            if cls is nn.Module:
+                return None
+            if cls in _user or cls in _installed:
+                return cls
+    return None
 
 
 def check_edges(edges: str) -> None:

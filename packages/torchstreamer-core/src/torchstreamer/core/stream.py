@@ -78,11 +78,17 @@ class BaseStream(StateModule):
         Raises:
             StreamError: on a block of the wrong rank, channel count, dtype, device or batch
                 size; the stream's state is left as it was.
+
+        Streams compute without autograd (as torch-streamer 0.0.2 did): outputs never require
+        gradients, so the state held from block to block never links into a graph.
         """
         rank = x.dim()
         xb = x.unsqueeze(0) if rank == 2 else x
         self.check_block(xb, rank)
-        y = self.step(xb, final)
+        # inference only, as in torch-streamer 0.0.2: a graph through the held state would
+        # grow with every block
+        with torch.no_grad():
+            y = self.step(xb, final)
         # after step(): a block it raised on has not started a stream; and the counter changes
         # only at the edges of a stream, since assignments cost, even here
         if final:

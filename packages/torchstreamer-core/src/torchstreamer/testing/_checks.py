@@ -264,8 +264,12 @@ def determined_outputs(
     """How many leading outputs of ``module`` the first ``prefix`` samples of ``x`` determine.
 
     Feeds ``x[..., :prefix]`` followed by several random continuations (each at least
-    ``extra`` samples long) and counts the leading outputs that agree across all of them,
-    which is the number a minimal-latency stream must have emitted after that prefix.
+    ``extra`` samples long) and by none, and counts the leading outputs that agree across all
+    of them, which is the number a minimal-latency stream must have emitted after that prefix.
+
+    Random continuations make a dependent output differ with probability 1 for smooth
+    modules; outputs that saturate (a ReLU's zeros, a max pool's maximum already reached) can
+    agree by chance, so give such modules inputs that keep them off their flat parts.
 
     Args:
         module: the module.
@@ -284,6 +288,13 @@ def determined_outputs(
         tail = torch.randn(*x.shape[:-1], size, generator=generator, dtype=torch.float64)
         with torch.no_grad():
             results.append(module(torch.cat([head, tail.to(x)], dim=-1)))
+    # the empty continuation too: an output that exists only if the signal goes on (after a
+    # crop such as a TCN's chomp) is not determined yet
+    try:
+        with torch.no_grad():
+            results.append(module(head))
+    except RuntimeError:
+        pass  # too short for the module: no signal ends here, so no output can be missing
     # a continuation moves a dependent output by O(1); tolerance absorbs the rounding of
     # offline kernels that sum in another order for another length
     atol, rtol = tolerance(x.dtype)
@@ -291,9 +302,11 @@ def determined_outputs(
     agree = torch.ones(reference.shape[-1], dtype=torch.bool, device=reference.device)
     for other in results[1:]:
         common = min(other.shape[-1], reference.shape[-1])
+        agree[common:] = False
+        if common == 0:
+            continue
         same = torch.isclose(other[..., :common], reference[..., :common], atol=atol, rtol=rtol)
         agree[:common] &= same.reshape(-1, common).all(dim=0)
-        agree[common:] = False
     if bool(agree.all()):
         return int(agree.numel())
     return int((~agree).nonzero()[0].item())

@@ -63,6 +63,9 @@ class TimeSlice1dStream(BaseStream):
         self.__dict__["_input_length"] = input_length
 
     def step(self, x: Tensor, final: bool = False) -> Optional[Tensor]:
+        if x.requires_grad:
+            # what the buffer keeps must not hold the graph of earlier blocks
+            x = x.detach()
         if self.start < 0:
             return self._from_end(x, final)
         end = self.received + x.size(-1)
@@ -76,9 +79,6 @@ class TimeSlice1dStream(BaseStream):
                 # the input is already this long, whatever comes: what it still owes counts
                 limit = min(input_length() + self.stop, end)
         y: Optional[Tensor] = None
-        if x.requires_grad:
-            # what the buffer keeps must not hold the graph of earlier blocks
-            x = x.detach()
         if self.next < limit:
             stored = self.buffer.held > 0
             view = self.buffer.extend(x)

@@ -25,6 +25,7 @@ from torchstreamer.core import (
     Timing,
     check_edges,
     create_stream,
+    handled_type,
 )
 
 from ._align import PathAligner
@@ -267,15 +268,7 @@ def trace(module: nn.Module) -> fx.Graph:
 
 def _has_handler(cls: type) -> bool:
     """Whether the registry has a handler for ``cls`` more specific than ``nn.Module``."""
-    from torchstreamer.core import registry
-
-    registry._discover()
-    with registry._lock:
-        return any(
-            c in registry._user or c in registry._installed
-            for c in cls.__mro__
-            if c is not nn.Module and c is not object
-        )
+    return handled_type(cls) is not None
 
 
 _TORCH_DIR = os.path.dirname(torch.__file__)
