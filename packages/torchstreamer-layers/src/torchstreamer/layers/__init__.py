@@ -5,13 +5,13 @@ picks it for its module type, and is available from the top-level package
 (``torchstreamer.Conv1dStream``).
 """
 
+from ._window import WindowStream
 from .conv import Conv1dStream
 from .conv_transpose import ConvTranspose1dStream
 from .elementwise import Elementwise1dStream
 from .pad import Pad1dStream
 from .pool import Pool1dStream
 from .upsample import Upsample1dStream
-from ._window import WindowStream
 
 __all__ = [
     "Conv1dStream",
