@@ -4,7 +4,6 @@ The random networks are built from hypothesis draws, layer by layer, so that eve
 network a user could write; the reference is always the network's own offline output.
 """
 
-import os
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -14,7 +13,7 @@ import torch
 from hypothesis import strategies as st
 from torch import nn
 
-from torchstreamer.testing import load_hypothesis_profile
+from torchstreamer.testing import device_under_test, load_hypothesis_profile
 
 load_hypothesis_profile()
 
@@ -36,18 +35,9 @@ LayerMaker = Callable[..., tuple[list[nn.Module], int]]
 
 @pytest.fixture
 def device() -> torch.device:
-    """The device under test: ``TORCHSTREAMER_TEST_DEVICE`` (``cpu`` when unset).
-
-    On CUDA, float32 convolutions and products are made exact IEEE arithmetic (no TF32), so
-    that comparisons measure the streams, not TF32 rounding.
-    """
-    device = torch.device(os.environ.get("TORCHSTREAMER_TEST_DEVICE", "cpu"))
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            pytest.skip("TORCHSTREAMER_TEST_DEVICE asks for CUDA, but no CUDA device is available")
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
-    return device
+    """The device under test: ``TORCHSTREAMER_TEST_DEVICE`` (``cpu`` when unset), with IEEE
+    float32 on CUDA."""
+    return device_under_test()
 
 
 @pytest.fixture
