@@ -203,7 +203,7 @@ def test_scripted_stream_is_exact(conv: nn.ConvTranspose1d) -> None:
         warnings.simplefilter("ignore", FutureWarning)
         scripted = torch.jit.script(pts.ConvTranspose1dStream(conv))
     x = signal((2, conv.in_channels, 29), 7)
-    assert_streams_exactly(conv, x, stream=scripted, partitions=3)
+    assert_streams_exactly(conv, x, stream=scripted, partitions=3)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("backend", ["eager", "aot_eager"])
@@ -305,9 +305,9 @@ def test_rejected_block_leaves_stream_exact() -> None:
 
 def test_refusals() -> None:
     with pytest.raises(pts.NotStreamableError, match=r"ConvTranspose1dStream.*Conv1d"):
-        pts.ConvTranspose1dStream(nn.Conv1d(1, 1, 3))
+        pts.ConvTranspose1dStream(nn.Conv1d(1, 1, 3))  # type: ignore[arg-type]
     with pytest.raises(pts.StreamError, match="edges"):
-        pts.ConvTranspose1dStream(nn.ConvTranspose1d(1, 1, 3), edges="same")
+        pts.ConvTranspose1dStream(nn.ConvTranspose1d(1, 1, 3), edges="same")  # type: ignore[arg-type]
 
 
 def test_repr() -> None:
