@@ -17,26 +17,10 @@ from streaming import BLOCKS, LENGTH, compare_streaming
 from torch import nn
 
 import torchstreamer as pts
+from torchstreamer.core.cli import seed_sequential
 
 if TYPE_CHECKING:
     from benchmarks.conftest import Timer
-
-
-def seed_sequential() -> nn.Sequential:
-    """The Sequential network of the original README."""
-    return nn.Sequential(
-        nn.Conv1d(1, 128, 1),
-        nn.GELU(),
-        nn.Conv1d(128, 128, 2, stride=2),
-        nn.GELU(),
-        nn.Conv1d(128, 128, 2, stride=2),
-        nn.AvgPool1d(2),
-        nn.ConvTranspose1d(128, 128, 2, stride=2),
-        nn.GELU(),
-        nn.ConvTranspose1d(128, 128, 2, stride=2),
-        nn.GELU(),
-        nn.Conv1d(128, 1, 1),
-    )
 
 
 def seed_resnet(residual: Callable[[nn.Module], nn.Module]) -> nn.Sequential:

@@ -164,7 +164,12 @@ def test_compiled_stream_is_exact() -> None:
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("pad", [nn.ConstantPad1d(2, 1.0), nn.ReflectionPad1d(2)])
 def test_follows_block_dtype(pad: Pad, dtype: torch.dtype) -> None:
-    assert_streams_exactly(pad, torch.randn(2, 30).to(dtype), partitions=2)
+    x = torch.randn(2, 30).to(dtype)
+    try:
+        pad(x)
+    except RuntimeError as error:  # older torch lacks some half-precision CPU kernels
+        pytest.skip(f"the module itself refuses {dtype} here: {error}")
+    assert_streams_exactly(pad, x, partitions=2)
 
 
 def test_snapshot_resumes_exactly() -> None:
