@@ -94,4 +94,5 @@ def compare_streaming(
 
 def _offline(module: nn.Module, x: torch.Tensor) -> None:
     with torch.inference_mode():
-        module(x)
+        # with a batch axis: some modules (nn.Upsample) take no [C, T] input
+        module(x.unsqueeze(0))

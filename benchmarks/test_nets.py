@@ -90,7 +90,7 @@ def build(name: str, baseline: ModuleType | None) -> tuple[nn.Module, nn.Module 
         if baseline is not None:
             # the same layers, wrapped in 0.0.2's own Residual1d so its registry finds them
             theirs = nn.Sequential(
-                *(baseline.Residual1d(m.inner) if isinstance(m, pts.Residual1d) else m for m in net)
+                *(baseline.Residual1d(m.net) if isinstance(m, pts.Residual1d) else m for m in net)
             )
         return net, theirs, 1
     if name == "dilated tcn":

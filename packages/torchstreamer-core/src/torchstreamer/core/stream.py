@@ -85,9 +85,12 @@ class BaseStream(StateModule):
         rank = x.dim()
         xb = x.unsqueeze(0) if rank == 2 else x
         self.check_block(xb, rank)
-        # inference only, as in torch-streamer 0.0.2: a graph through the held state would
-        # grow with every block
-        with torch.no_grad():
+        if torch.is_grad_enabled():
+            # inference only, as in torch-streamer 0.0.2: a graph through the held state would
+            # grow with every block (entering no_grad costs, so only when needed)
+            with torch.no_grad():
+                y = self.step(xb, final)
+        else:
             y = self.step(xb, final)
         # after step(): a block it raised on has not started a stream; and the counter changes
         # only at the edges of a stream, since assignments cost, even here
