@@ -1,15 +1,14 @@
 """Errors of child streams, located in the network: ``3.net.1 (Conv1d): ...``."""
 
-from __future__ import annotations
-
 from collections.abc import Callable, Iterable
-from typing import TypeVar
+from typing import Optional, TypeVar
 
-from torch import nn
+import torch
+from torch import Tensor, nn
 
-from torchstreamer.core import StreamError
+from torchstreamer.core import BaseStream, StreamError
 
-__all__ = ["Child", "build_child", "locate"]
+__all__ = ["Child", "LocatedStream", "build_child", "locate"]
 
 Child = tuple[nn.Module, str, str]
 """A child stream, its name in the network and the class name of the module it streams."""
@@ -40,3 +39,29 @@ def locate(error: StreamError, children: Iterable[Child]) -> StreamError:
             return error.within(*owners[id(owner)])
         trace = trace.tb_next
     return error
+
+
+class LocatedStream(BaseStream):
+    """A composite stream whose children's errors come out located at the child.
+
+    Subclasses implement ``_step`` (the block logic) and ``_children``. TorchScript has no
+    ``try``, so a scripted stream runs ``_step`` alone and its errors keep their own message.
+    """
+
+    def step(self, x: Tensor, final: bool = False) -> Optional[Tensor]:
+        if torch.jit.is_scripting():
+            return self._step(x, final)
+        return self._step_located(x, final)
+
+    @torch.jit.unused
+    def _step_located(self, x: Tensor, final: bool) -> Optional[Tensor]:
+        try:
+            return self._step(x, final)
+        except StreamError as error:
+            raise locate(error, self._children()) from error
+
+    def _step(self, x: Tensor, final: bool) -> Optional[Tensor]:
+        raise NotImplementedError
+
+    def _children(self) -> list[Child]:
+        raise NotImplementedError

@@ -17,7 +17,7 @@ from torchstreamer.core import (
 )
 
 from ._align import PathAligner, aligned_timing, channel_hint, crop_offsets
-from ._located import Child, build_child, locate
+from ._located import Child, LocatedStream, build_child
 
 __all__ = ["Paths1dStream", "check_forward", "crop_to"]
 
@@ -48,7 +48,7 @@ def crop_to(x: Tensor, length: int) -> Tensor:
     return x[..., extra // 2 : extra // 2 + length]
 
 
-class Paths1dStream(BaseStream):
+class Paths1dStream(LocatedStream):
     """Streams several paths fed the same input and combines their aligned outputs.
 
     Path ``i`` contributes its output ``n + offset_i`` to output ``n``, where ``offset_i`` is
@@ -108,19 +108,6 @@ class Paths1dStream(BaseStream):
             # the guessed channel count did not fit; the first block tells the right one
             self.pending = True
             self.reset_state()
-
-    def step(self, x: Tensor, final: bool = False) -> Optional[Tensor]:
-        if torch.jit.is_scripting():
-            return self._step(x, final)
-        return self._step_located(x, final)
-
-    @torch.jit.unused
-    def _step_located(self, x: Tensor, final: bool) -> Optional[Tensor]:
-        # TorchScript has no try; in eager mode a path's error gets the path's name
-        try:
-            return self._step(x, final)
-        except StreamError as error:
-            raise locate(error, self._children()) from error
 
     def _step(self, x: Tensor, final: bool) -> Optional[Tensor]:
         if self.pending:

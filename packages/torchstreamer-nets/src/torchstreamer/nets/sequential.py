@@ -18,13 +18,13 @@ from torchstreamer.core import (
 
 from ._channels import keeps_channels, legacy_stream, stateless
 from ._lengths import Chain, Received, length_map
-from ._located import Child, build_child, locate
+from ._located import Child, LocatedStream, build_child
 from ._paths import check_forward
 
 __all__ = ["Sequential1dStream"]
 
 
-class Sequential1dStream(BaseStream):
+class Sequential1dStream(LocatedStream):
     """Streams an ``nn.Sequential`` exactly: one stream per child, each fed the last one's output.
 
     Each child is streamed through the registry (:func:`torchstreamer.create_stream`), so nested
@@ -121,19 +121,6 @@ class Sequential1dStream(BaseStream):
         self.channels = [-1] * len(stages)
         self.recording = any(self.record)
         self.identity_only = not stages
-
-    def step(self, x: Tensor, final: bool = False) -> Optional[Tensor]:
-        if torch.jit.is_scripting():
-            return self._step(x, final)
-        return self._step_located(x, final)
-
-    @torch.jit.unused
-    def _step_located(self, x: Tensor, final: bool) -> Optional[Tensor]:
-        # TorchScript has no try; in eager mode a child's error gets the child's path
-        try:
-            return self._step(x, final)
-        except StreamError as error:
-            raise locate(error, self._children()) from error
 
     def _step(self, x: Tensor, final: bool) -> Optional[Tensor]:
         if self.counting:
