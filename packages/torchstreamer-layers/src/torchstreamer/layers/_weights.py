@@ -1,12 +1,12 @@
 """Weights of weight-normed and parametrized layers, recomputed only when they change."""
 
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-__all__ = ["WeightCache", "is_reparametrized"]
+__all__ = ["LayerWeight", "WeightCache", "is_reparametrized"]
 
 
 def is_reparametrized(module: nn.Module) -> bool:
@@ -65,3 +65,29 @@ def _legacy_hook(module: nn.Module) -> Any:
         if type(hook).__name__ == "WeightNorm" and getattr(hook, "name", None) == "weight":
             return hook
     return None
+
+
+class LayerWeight:
+    """Mixin for the streams of layers with a ``weight`` (convolutions, transposed ones).
+
+    :meth:`track_weight` in ``__init__``, then :meth:`current_weight` on every block: the
+    module's own weight, or for a weight-normed or otherwise parametrized layer the cached one,
+    recomputed only when its sources change.
+    """
+
+    if TYPE_CHECKING:  # for type checkers only: TorchScript rejects module annotations
+        module: Any
+        reparametrized: bool
+        weights: WeightCache
+
+    def track_weight(self, module: nn.Module) -> None:
+        self.reparametrized = is_reparametrized(module)
+        self.weights = WeightCache(module)
+
+    def current_weight(self) -> Tensor:
+        """The layer's weight, recomputed only when a parametrization's sources change."""
+        if torch.jit.is_scripting():
+            return self.module.weight  # type: ignore[no-any-return]
+        if not self.reparametrized:
+            return self.module.weight  # type: ignore[no-any-return]
+        return self.weights.get()

@@ -2,19 +2,18 @@
 
 from typing import TYPE_CHECKING
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from torchstreamer.core import Edges, NotStreamableError
 
-from ._weights import WeightCache, is_reparametrized
+from ._weights import LayerWeight
 from ._window import WindowStream
 
 __all__ = ["Conv1dStream"]
 
 
-class Conv1dStream(WindowStream):
+class Conv1dStream(LayerWeight, WindowStream):
     """Streams an ``nn.Conv1d`` exactly, padding included.
 
     Any kernel size, stride (larger than the kernel too), dilation, groups and bias; padding as
@@ -90,8 +89,7 @@ class Conv1dStream(WindowStream):
         self.module_hint = repr(module)
         self.dilation = dilation
         self.groups = module.groups
-        self.reparametrized = is_reparametrized(module)
-        self.weights = WeightCache(module)
+        self.track_weight(module)
 
     def valid_windows(self, x: Tensor) -> Tensor:
         weight = self.current_weight()
@@ -107,14 +105,6 @@ class Conv1dStream(WindowStream):
             # outside the convolution: dilated kernels with a bias take a slow path
             y += bias.unsqueeze(-1)
         return y
-
-    def current_weight(self) -> Tensor:
-        """The convolution's weight, recomputed only when a parametrization's sources change."""
-        if torch.jit.is_scripting():
-            return self.module.weight
-        if not self.reparametrized:
-            return self.module.weight
-        return self.weights.get()
 
     def output_length(self, length: int) -> int:
         padded = length + self.pad_left + self.pad_right

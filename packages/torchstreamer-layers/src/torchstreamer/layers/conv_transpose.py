@@ -8,7 +8,7 @@ from torch import Tensor, nn
 
 from torchstreamer.core import BaseStream, Edges, NotStreamableError, Timing, check_edges
 
-from ._weights import WeightCache, is_reparametrized
+from ._weights import LayerWeight
 
 __all__ = ["ConvTranspose1dStream"]
 
@@ -19,7 +19,7 @@ _FEW = 64
 _LARGE = 65536
 
 
-class ConvTranspose1dStream(BaseStream):
+class ConvTranspose1dStream(LayerWeight, BaseStream):
     """Streams an ``nn.ConvTranspose1d`` exactly, padding and output padding included.
 
     Any kernel size, stride (larger than the kernel too), dilation, groups and bias, with
@@ -86,8 +86,7 @@ class ConvTranspose1dStream(BaseStream):
         self.output_padding = 0 if valid else int(module.output_padding[0])
         self.in_channels = module.in_channels
         self.module_hint = repr(module)
-        self.reparametrized = is_reparametrized(module)
-        self.weights = WeightCache(module)
+        self.track_weight(module)
         # one input, one matrix product: faster than the convolution kernels on tiny inputs;
         # a few inputs with a large weight: a product and an overlap-add (see _overlap_add)
         self.single_product = self.groups == 1 and self.dilation == 1
@@ -282,14 +281,6 @@ class ConvTranspose1dStream(BaseStream):
             self.acc = acc
         # never autograd history: a graph through the held sums would grow with the stream
         acc.narrow(-1, 0, size).copy_(tail.detach())
-
-    def current_weight(self) -> Tensor:
-        """The weight, recomputed only when a parametrization's sources change."""
-        if torch.jit.is_scripting():
-            return self.module.weight
-        if not self.reparametrized:
-            return self.module.weight
-        return self.weights.get()
 
     @torch.jit.unused
     def _apply(self, fn: Any, recurse: bool = True) -> "ConvTranspose1dStream":
