@@ -123,6 +123,29 @@ class BaseStream(StateModule):
     def reset_state(self) -> None:
         """Clears the stream's own state (and its children's); called by reset() and final."""
 
+    @torch.jit.unused
+    def demand(self, outputs: int) -> int:
+        """How many more input samples this stream needs, at least, to emit ``outputs`` more.
+
+        A lower bound, for the stream's present state and blocks without ``final``: after fewer
+        further samples than this, however they are split into blocks, the stream has emitted
+        fewer than ``outputs`` more outputs. Composite streams use it to skip work that cannot
+        emit anything yet: a network whose last layer needs 8 more samples holds one-sample
+        blocks until 8 have arrived, then runs each layer once on all of them, instead of
+        running every layer on every sample. The outputs and their timing are the same.
+
+        The default, 0, means "not known", and turns that skipping off around the stream.
+        A stream that returns a bound must stay at or below the truth, or its outputs would
+        come later than the input determines them; ``torchstreamer.testing`` checks that.
+
+        Args:
+            outputs: how many more outputs (at least 1).
+
+        Returns:
+            at least 1, or 0 if the stream does not know.
+        """
+        return 0
+
     def check_block(self, x: Tensor, rank: int) -> None:
         """Rejects a ``[B, C, T]`` block this stream cannot take, before any state changes.
 

@@ -326,7 +326,8 @@ def assert_minimal_latency(
     Streams ``x`` one sample at a time (without ``final``) and compares the number of samples
     emitted after each prefix with :func:`determined_outputs` of the offline module. Too few
     means the stream holds back outputs longer than needed; too many means it emitted an output
-    before its inputs were known.
+    before its inputs were known. Where the stream states its :meth:`~BaseStream.demand`, the
+    bound is checked too: no output may be determined before that many more samples arrived.
 
     Args:
         module: the module.
@@ -337,12 +338,20 @@ def assert_minimal_latency(
         seed: seed of the random continuations. (Default: 0)
 
     Raises:
-        AssertionError: naming the first prefix where the counts disagree.
+        AssertionError: naming the first prefix where the counts disagree, or where the
+            stream's demand exceeds what the next outputs need.
     """
     if stream is None:
         stream = create_stream(module, edges=edges)
     length = x.shape[-1]
     wanted = sorted(set(range(length + 1) if prefixes is None else prefixes))
+    known: dict[int, int] = {}
+
+    def determined(prefix: int) -> int:
+        if prefix not in known:
+            known[prefix] = determined_outputs(module, x, prefix, seed=seed)
+        return known[prefix]
+
     emitted = 0
     fed = 0
     stream.reset()
@@ -353,11 +362,20 @@ def assert_minimal_latency(
                 y = stream(x[..., fed:prefix])
                 emitted += 0 if y is None else y.shape[-1]
                 fed = prefix
-            determined = determined_outputs(module, x, prefix, seed=seed)
-            if emitted != determined:
+            if emitted != determined(prefix):
                 stream.reset()
                 raise AssertionError(
                     f"after {prefix} input samples the stream had emitted {emitted} outputs, "
-                    f"but the input determines exactly {determined}"
+                    f"but the input determines exactly {determined(prefix)}"
                 )
+            for outputs in (1, 2, 3):
+                need = stream.demand(outputs)
+                before = prefix + need - 1  # the longest prefix the bound says is too short
+                if need > 0 and before <= length and determined(before) >= emitted + outputs:
+                    stream.reset()
+                    raise AssertionError(
+                        f"after {prefix} input samples the stream says {outputs} more outputs "
+                        f"need at least {need} more samples, but {before - prefix} more "
+                        "determine them"
+                    )
     stream.reset()

@@ -79,15 +79,26 @@ class LayerWeight:
         module: Any
         reparametrized: bool
         weights: WeightCache
+        layer_parameters: dict[str, Optional[nn.Parameter]]
 
     def track_weight(self, module: nn.Module) -> None:
         self.reparametrized = is_reparametrized(module)
         self.weights = WeightCache(module)
+        # the layer's own parameter table, read on every block: a dict lookup costs far less
+        # than nn.Module's attribute lookup, and the table is always current (a parameter
+        # assigned anew replaces its entry; .to() and in-place updates keep the entry)
+        self.layer_parameters = module._parameters
 
     def current_weight(self) -> Tensor:
         """The layer's weight, recomputed only when a parametrization's sources change."""
         if torch.jit.is_scripting():
             return self.module.weight  # type: ignore[no-any-return]
-        if not self.reparametrized:
-            return self.module.weight  # type: ignore[no-any-return]
-        return self.weights.get()
+        if self.reparametrized:
+            return self.weights.get()
+        return self.layer_parameters["weight"]  # type: ignore[return-value]
+
+    def current_bias(self) -> Optional[Tensor]:
+        """The layer's bias, or None."""
+        if torch.jit.is_scripting():
+            return self.module.bias  # type: ignore[no-any-return]
+        return self.layer_parameters.get("bias")

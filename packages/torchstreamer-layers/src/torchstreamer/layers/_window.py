@@ -48,6 +48,7 @@ class WindowStream(BaseStream):
         self.base = 0
         self.next_out = 0
         self.received = 0
+        self.pointwise = False
 
     def configure(
         self,
@@ -84,6 +85,8 @@ class WindowStream(BaseStream):
         self.tail = pad_left > 0 or pad_right > 0 or ceil_mode
         # the tail held for that call: never empty, and long enough for reflect padding
         self.keep = max(pad_left, pad_right) + 1 if known_after > 1 else int(self.tail)
+        # one output per input sample from that sample alone: nothing to hold, nothing to count
+        self.pointwise = span == 1 and stride == 1 and not self.tail
 
     def valid_windows(self, x: Tensor) -> Tensor:
         """The layer without padding over ``x``: one output per full window, stride applied."""
@@ -95,6 +98,8 @@ class WindowStream(BaseStream):
 
     def step(self, x: Tensor, final: bool = False) -> Optional[Tensor]:
         size = x.size(-1)
+        if self.pointwise:
+            return self.valid_windows(x) if size > 0 else None
         received = self.received
         if size == 0 and not final and received > 0:
             return None
@@ -143,6 +148,17 @@ class WindowStream(BaseStream):
         if start != base:
             self.base = start
         return y
+
+    @torch.jit.unused
+    def demand(self, outputs: int) -> int:
+        if self.pointwise:
+            return outputs
+        # the last of those outputs is emitted once its window has arrived, and the first
+        # outputs not before the left padding is known
+        end = (self.next_out + outputs - 1) * self.stride - self.pad_left + self.span
+        if self.next_out * self.stride < self.pad_left:
+            end = max(end, self.known_after)
+        return max(end - self.received, 1)
 
     def _left_edge(self, view: Tensor, end: int, last: int) -> Tensor:
         """Outputs ``next_out`` to ``last - 1``, whose windows reach into the left padding."""

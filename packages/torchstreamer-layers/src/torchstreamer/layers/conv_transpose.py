@@ -1,5 +1,6 @@
 """The stream of ``nn.ConvTranspose1d``."""
 
+from collections.abc import Callable
 from typing import Any, Optional
 
 import torch
@@ -207,14 +208,23 @@ class ConvTranspose1dStream(LayerWeight, BaseStream):
         # the bias once per output, as it leaves; this also makes a fresh, contiguous tensor
         if out.size(-1) == 0:
             return None
-        bias: Optional[Tensor] = self.module.bias
+        bias = self.current_bias()
         if bias is not None:
-            return out + bias.unsqueeze(-1)
+            return out + bias.view(-1, 1)
         return out
 
     def _last_output(self, received: int) -> int:
         """Full-convolution index one past the last output of a signal of ``received`` inputs."""
         return (received - 1) * self.stride + self.span + self.output_padding - self.padding
+
+    @torch.jit.unused
+    def demand(self, outputs: int) -> int:
+        reach = self.received * self.stride
+        if self.emitted > reach:
+            # still inside the left padding (see _determined): no bound worth the trouble
+            return 1
+        # no output past received * stride is determined before the end
+        return max(-(-(self.emitted + outputs) // self.stride) - self.received, 1)
 
     def _determined(self, received: int, emitted: int) -> int:
         """Full-convolution index one past the outputs that ``received`` inputs determine.
@@ -233,7 +243,28 @@ class ConvTranspose1dStream(LayerWeight, BaseStream):
             for tap in range(0, self.span, self.dilation):
                 first = max(received, -((tap - emitted) // stride))
                 reach = min(reach, first * stride + tap)
-        return min(reach, self._last_output(max(received, self.shortest)))
+        # the outputs that exist whatever comes next: those of the longest input known to come
+        length = max(received, self.shortest)
+        if not torch.jit.is_scripting():
+            length = max(length, self._input_length())
+        return min(reach, self._last_output(length))
+
+    @torch.jit.unused
+    def follow(self, input_length: Callable[[], int]) -> None:
+        """Gives the stream a way to know how long its input would be if the signal ended now.
+
+        A network calls this for a transposed convolution behind other layers. Its last
+        ``padding`` outputs are cropped if the signal ends, so on its own the stream holds them
+        until the next input arrives; when the layers before it are sure to emit more (a
+        padded convolution owes its right-padding outputs), they are emitted as soon as their
+        inputs are in. The callable is not a child module: it reads the caller.
+        """
+        self.__dict__["_input_length"] = input_length
+
+    @torch.jit.unused
+    def _input_length(self) -> int:
+        outer = self.__dict__.get("_input_length")
+        return 0 if outer is None else int(outer())
 
     def _gather(self, x: Tensor, y: Optional[Tensor], start: int, end: int, ready: int) -> Tensor:
         """Outputs up to ``ready`` when they reach past this block's result or before it.

@@ -166,6 +166,10 @@ class Elementwise1dStream(BaseStream):
         return y
 
     @torch.jit.unused
+    def demand(self, outputs: int) -> int:
+        return outputs
+
+    @torch.jit.unused
     def _verify(self, x: Tensor) -> None:
         """Probes the module with a block like ``x``; raises unless it is element-wise."""
         reason = _probe(self.module, x)

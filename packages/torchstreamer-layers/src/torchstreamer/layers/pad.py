@@ -3,6 +3,7 @@
 
 from typing import Optional, Union
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -123,6 +124,15 @@ class Pad1dStream(WindowStream):
         if final:
             self.reset_state()
         return y if y.size(-1) > 0 else None
+
+    @torch.jit.unused
+    def demand(self, outputs: int) -> int:
+        if self.started:
+            # at most one output per input from here on
+            return outputs
+        # nothing before the left padding is known; then at most the padding and the samples
+        held = self.buffer.held
+        return max(self.known_after - held, outputs - self.pad_left - held, 1)
 
     def _edge(self, x: Tensor, final: bool) -> Tensor:
         """The samples of a call that reaches the padding at either end."""

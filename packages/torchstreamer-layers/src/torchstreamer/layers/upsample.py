@@ -147,6 +147,15 @@ class Upsample1dStream(BaseStream):
             self._hold(view, received)
         return y.to(x.dtype)
 
+    @torch.jit.unused
+    def demand(self, outputs: int) -> int:
+        factor = self.factor
+        if not self.linear or factor == 1:
+            return -(-outputs // factor)
+        # output j interpolates at (j + 1/2) / factor - 1/2 and waits for the input at its
+        # floor: at least j // factor + 1 inputs
+        return max(-(-(self.emitted + outputs) // factor) - self.received, 1)
+
     def _source(self, index: Tensor, math: torch.dtype) -> Tensor:
         """Where outputs ``index`` sample the input, as the kernel computes it.
 

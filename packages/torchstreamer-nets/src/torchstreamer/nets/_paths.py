@@ -140,6 +140,25 @@ class Paths1dStream(LocatedStream):
         self.aligner.restart()
 
     @torch.jit.unused
+    def demand(self, outputs: int) -> int:
+        if self.pending:
+            return 0
+        # each path must bring the outputs it contributes beyond what waits in its queue
+        need = 1
+        queues = list(self.aligner.queues)
+        streams: list[Optional[BaseStream]] = list(self.paths)
+        if self.identity:
+            streams.insert(0, None)
+        for stream, queue in zip(streams, queues, strict=True):
+            more = outputs + queue.skip - queue.held
+            if more > 0:
+                inputs = more if stream is None else stream.demand(more)
+                if inputs <= 0:
+                    return 0
+                need = max(need, inputs)
+        return need
+
+    @torch.jit.unused
     def timing(self) -> Timing:
         if self.pending:
             raise NotImplementedError(

@@ -11,6 +11,7 @@ from torchstreamer.core import (
     BaseStream,
     Edges,
     StreamError,
+    TimeBuffer,
     Timing,
     check_edges,
     create_stream,
@@ -121,8 +122,60 @@ class Sequential1dStream(LocatedStream):
         self.channels = [-1] * len(stages)
         self.recording = any(self.record)
         self.identity_only = not stages
+        # blocks too short for the network to emit anything wait here (see _step_lazy)
+        self.waiting = TimeBuffer()
+        self.period = _input_period(stages)
+        self.lazy = self.period > 1 and all(stage.demand(1) > 0 for stage in stages)
+        self.threshold = 0
 
     def _step(self, x: Tensor, final: bool) -> Optional[Tensor]:
+        if not torch.jit.is_scripting() and self.lazy:
+            return self._step_lazy(x, final)
+        return self._push(x, final)
+
+    @torch.jit.unused
+    def _step_lazy(self, x: Tensor, final: bool) -> Optional[Tensor]:
+        """Holds blocks too short to emit anything, then runs the stages once on all of them.
+
+        A network that downsamples emits nothing on most short blocks, yet each stage would
+        run on each block: the first layers on every sample. The stages' :meth:`demand`
+        says how many samples the next output needs at least; until that many have arrived,
+        blocks wait here, and the stages then see them as one block. Same outputs, same
+        timing, a fraction of the calls.
+        """
+        waiting = self.waiting
+        size = x.size(-1)
+        if not final and (waiting.held > 0 or size < self.period):
+            threshold = self.threshold
+            if threshold == 0:
+                threshold = self.demand(1)
+                self.threshold = threshold
+            if waiting.held + size < threshold:
+                if size > 0:
+                    waiting.advance(waiting.extend(x), 0)
+                return None
+        self.threshold = 0
+        if waiting.held == 0:
+            return self._push(x, final)
+        chunk = waiting.extend(x)
+        y = self._push(chunk, final)
+        waiting.clear()
+        if y is not None and y.untyped_storage().data_ptr() == chunk.untyped_storage().data_ptr():
+            # stages that pass their input on (identities) must not hand out the storage
+            y = y.clone()
+        return y
+
+    @torch.jit.unused
+    def demand(self, outputs: int) -> int:
+        # what the last stage needs, from the one before it, and so on to the first
+        need = outputs
+        for k in range(len(self.stages) - 1, -1, -1):
+            need = self.stages[k].demand(need)
+            if need <= 0:
+                return 0
+        return max(need - self.waiting.held, 1)
+
+    def _push(self, x: Tensor, final: bool) -> Optional[Tensor]:
         if self.counting:
             self.received += x.size(-1)
         if final:
@@ -180,6 +233,8 @@ class Sequential1dStream(LocatedStream):
         for k in range(len(self.channels)):
             self.channels[k] = -1
         self.received = 0
+        self.waiting.clear()
+        self.threshold = 0
 
     @torch.jit.unused
     def follow(self, input_length: Callable[[], int]) -> None:
@@ -218,6 +273,14 @@ class Sequential1dStream(LocatedStream):
 
     def extra_repr(self) -> str:
         return "edges='valid'" if self.edges == "valid" else ""
+
+
+def _input_period(stages: list[BaseStream]) -> int:
+    """Input samples per period of the network's output pattern (1 if it is not known)."""
+    try:
+        return Timing.chain([stage.timing() for stage in stages]).period_in
+    except (NotImplementedError, AttributeError, ValueError):
+        return 1
 
 
 def _first_declaring(stages: list[BaseStream]) -> Optional[BaseStream]:
