@@ -149,6 +149,21 @@ def test_rejected_block_leaves_stream_exact() -> None:
     torch.testing.assert_close(torch.cat([first, rest], -1), conv(x))
 
 
+def test_follows_weights_replaced_between_streams() -> None:
+    # a new parameter, new storage for the old one, a new dtype: each must reach the stream,
+    # which keeps a matrix view of the weight for its one-sample blocks
+    conv = nn.Conv1d(2, 3, 3, padding=1).double()
+    stream = pts.create_stream(conv)
+    x = torch.randn(2, 20, dtype=torch.float64)
+    assert_streams_exactly(conv, x, stream=stream, partitions=2)
+    conv.weight = nn.Parameter(torch.randn_like(conv.weight))
+    assert_streams_exactly(conv, x, stream=stream, partitions=2)
+    conv.weight.data = torch.randn_like(conv.weight)
+    assert_streams_exactly(conv, x, stream=stream, partitions=2)
+    conv.float()
+    assert_streams_exactly(conv, x.float(), stream=stream, partitions=2)
+
+
 def test_shares_weights_with_module() -> None:
     conv = nn.Conv1d(1, 2, 3, padding=1).double()
     stream = pts.create_stream(conv)

@@ -266,6 +266,21 @@ def test_weight_norm_follows_updates(style: str) -> None:
     assert_streams_exactly(conv, x, stream=stream, partitions=2)
 
 
+def test_follows_weights_replaced_between_streams() -> None:
+    # a new parameter, new storage for the old one, a new dtype: each must reach the stream,
+    # which keeps a matrix view of the weight for its one-sample blocks
+    conv = nn.ConvTranspose1d(2, 3, 4, stride=2).double()
+    stream = pts.create_stream(conv)
+    x = signal((2, 20), 12)
+    assert_streams_exactly(conv, x, stream=stream, partitions=2)
+    conv.weight = nn.Parameter(torch.randn_like(conv.weight))
+    assert_streams_exactly(conv, x, stream=stream, partitions=2)
+    conv.weight.data = torch.randn_like(conv.weight)
+    assert_streams_exactly(conv, x, stream=stream, partitions=2)
+    conv.float()
+    assert_streams_exactly(conv, x.float(), stream=stream, partitions=2)
+
+
 def test_shares_weights_with_module() -> None:
     conv = nn.ConvTranspose1d(2, 2, 3, stride=2).double()
     stream = pts.ConvTranspose1dStream(conv)

@@ -1,10 +1,10 @@
 """The stream protocol: :class:`BaseStream`."""
 
 from fractions import Fraction
-from typing import ClassVar, Optional
+from typing import Any, ClassVar, Optional
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from ._state import StateModule
 from .errors import StreamError
@@ -189,12 +189,20 @@ class BaseStream(StateModule):
 
     @torch.jit.unused
     def _check_like_parameters(self, x: Tensor) -> None:
-        reference = self.__dict__.get("_reference_parameter", False)
-        if reference is False:
-            reference = next(self.parameters(), None)
-            self.__dict__["_reference_parameter"] = reference
+        # where the first parameter is registered: its owner's table and its name, looked up on
+        # every block so that a parameter assigned anew is the one compared with
+        place = self.__dict__.get("_reference_place", False)
+        reference = None
+        if place:
+            reference = place[0].get(place[1])
         if reference is None:
-            return
+            if place is None:
+                return
+            place = _first_parameter_place(self)
+            self.__dict__["_reference_place"] = place
+            if place is None:
+                return
+            reference = place[0][place[1]]
         if x.dtype is not reference.dtype:
             raise StreamError(
                 f"{self.stream_name}: expected a {reference.dtype} block, the dtype of the "
@@ -253,6 +261,15 @@ class BaseStream(StateModule):
             return self.timing()
         except NotImplementedError as error:
             raise AttributeError(str(error)) from None
+
+
+def _first_parameter_place(module: nn.Module) -> Optional[tuple[dict[str, Any], str]]:
+    """The parameter table and name of ``module``'s first parameter, or None if it has none."""
+    for owner in module.modules():
+        for name, parameter in owner._parameters.items():
+            if parameter is not None:
+                return owner._parameters, name
+    return None
 
 
 def _dtype_name(dtype: torch.dtype) -> str:

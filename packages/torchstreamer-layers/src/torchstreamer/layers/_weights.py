@@ -88,6 +88,7 @@ class LayerWeight:
         # than nn.Module's attribute lookup, and the table is always current (a parameter
         # assigned anew replaces its entry; .to() and in-place updates keep the entry)
         self.layer_parameters = module._parameters
+        self.matrix_of: Optional[tuple[Tensor, int, Tensor]] = None
 
     def current_weight(self) -> Tensor:
         """The layer's weight, recomputed only when a parametrization's sources change."""
@@ -96,6 +97,22 @@ class LayerWeight:
         if self.reparametrized:
             return self.weights.get()
         return self.layer_parameters["weight"]  # type: ignore[return-value]
+
+    def current_matrix(self) -> Tensor:
+        """The weight as a ``[size(0), rest]`` matrix: a view, made again only for a new weight.
+
+        A new weight is another tensor or new storage (``.to()``, ``.data =``); in-place
+        updates reach the view by themselves.
+        """
+        weight = self.current_weight()
+        if torch.jit.is_scripting() or torch.compiler.is_compiling():
+            return weight.reshape(weight.size(0), -1)
+        kept = self.matrix_of
+        if kept is not None and kept[0] is weight and kept[1] == weight.data_ptr():
+            return kept[2]
+        matrix = weight.reshape(weight.size(0), -1)
+        self.matrix_of = (weight, weight.data_ptr(), matrix)
+        return matrix
 
     def current_bias(self) -> Optional[Tensor]:
         """The layer's bias, or None."""

@@ -96,11 +96,11 @@ class Conv1dStream(LayerWeight, WindowStream):
         self.track_weight(module)
 
     def valid_windows(self, x: Tensor) -> Tensor:
-        weight = self.current_weight()
         bias = self.current_bias()
         outputs = (x.size(-1) - self.span) // self.stride + 1
         if self.groups == 1 and (outputs == 1 or (outputs < self.FEW_OUTPUTS and x.is_cpu)):
-            return self._matrix_product(x, weight, bias, outputs)
+            return self._matrix_product(x, bias, outputs)
+        weight = self.current_weight()
         if self.dilation > 1 and bias is not None:
             # outside the convolution: dilated kernels with a bias take a slow path
             y = F.conv1d(x, weight, None, self.stride, 0, self.dilation, self.groups)
@@ -108,9 +108,7 @@ class Conv1dStream(LayerWeight, WindowStream):
             return y
         return F.conv1d(x, weight, bias, self.stride, 0, self.dilation, self.groups)
 
-    def _matrix_product(
-        self, x: Tensor, weight: Tensor, bias: Optional[Tensor], outputs: int
-    ) -> Tensor:
+    def _matrix_product(self, x: Tensor, bias: Optional[Tensor], outputs: int) -> Tensor:
         """A few outputs as one matrix product over the windows' taps.
 
         On the CPU, ``conv1d`` spends 40 to 250 µs on any call with 2 to 11 outputs (its
@@ -118,7 +116,7 @@ class Conv1dStream(LayerWeight, WindowStream):
         what this takes; with one output it is the conv kernels' setup that costs.
         """
         batch = x.size(0)
-        matrix = weight.reshape(weight.size(0), -1)  # [C_out, C_in * kernel], taps innermost
+        matrix = self.current_matrix()  # [C_out, C_in * kernel], taps innermost
         if outputs == 1:
             taps = x.narrow(-1, 0, self.span) if x.size(-1) != self.span else x
             if self.dilation > 1:

@@ -154,10 +154,7 @@ class ConvTranspose1dStream(LayerWeight, BaseStream):
             # one input: the held sums enter the matrix product itself. `acc` is exactly
             # [B, C_out, kernel_size] here, zero after the held sums (see _hold)
             acc = self.acc
-            weight = self.current_weight()
-            product = torch.addmm(
-                acc.view(acc.size(0), -1), x.select(-1, 0), weight.reshape(weight.size(0), -1)
-            )
+            product = torch.addmm(acc.view(acc.size(0), -1), x.select(-1, 0), self.current_matrix())
             y = product.view(acc.size(0), acc.size(1), acc.size(2))
             acc.narrow(-1, 0, held).copy_(y.narrow(-1, stride, held).detach())
         else:
@@ -176,23 +173,23 @@ class ConvTranspose1dStream(LayerWeight, BaseStream):
 
     def _transpose(self, x: Tensor, n: int) -> Tensor:
         """The whole transposed convolution of ``x``, without bias."""
-        weight = self.current_weight()
         if self.single_product:
             if n == 1:
-                y = torch.mm(x.select(-1, 0), weight.reshape(weight.size(0), -1))
+                y = torch.mm(x.select(-1, 0), self.current_matrix())
                 return y.view(x.size(0), -1, self.kernel_size)
             if n <= self.product_inputs:
-                return self._overlap_add(x, weight, n)
+                return self._overlap_add(x, n)
+        weight = self.current_weight()
         return F.conv_transpose1d(x, weight, None, self.stride, 0, 0, self.groups, self.dilation)
 
-    def _overlap_add(self, x: Tensor, weight: Tensor, n: int) -> Tensor:
+    def _overlap_add(self, x: Tensor, n: int) -> Tensor:
         """The transposed convolution of a few inputs as one matrix product and an overlap-add.
 
         On the CPU, ``conv_transpose1d`` spends a time that grows with the weight on every
         call over a few samples (20 times this for a 512-to-256 kernel of 16 on 2 samples).
         """
         batch, stride, kernel = x.size(0), self.stride, self.kernel_size
-        taps = torch.matmul(x.transpose(1, 2), weight.reshape(weight.size(0), -1))
+        taps = torch.matmul(x.transpose(1, 2), self.current_matrix())
         taps = taps.view(batch, n, -1, kernel).permute(0, 2, 1, 3)
         # output j * stride + i is row j, column i: input j's taps from r * stride go to row j + r
         parts = -(-kernel // stride)
