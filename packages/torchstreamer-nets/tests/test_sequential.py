@@ -164,6 +164,25 @@ def test_short_blocks_wait_until_the_network_can_emit() -> None:
     assert [y is None for y in outputs] == [i % 4 != 3 for i in range(64)]
 
 
+def test_encoder_with_residual_units_holds_short_blocks() -> None:
+    # a codec-like encoder: padded convolutions, residual units, strided downsampling
+    def unit(channels: int) -> nn.Module:
+        return pts.Residual1d(
+            nn.ELU(), nn.Conv1d(channels, channels, 3, padding=1), nn.ELU(),
+            nn.Conv1d(channels, channels, 1),
+        )  # fmt: skip
+
+    net = nn.Sequential(
+        nn.Conv1d(1, 4, 7, padding=3), unit(4), nn.Conv1d(4, 8, 4, stride=2, padding=1),
+        unit(8), nn.Conv1d(8, 8, 4, stride=2, padding=1),
+    ).double().eval()  # fmt: skip
+    stream = pts.Sequential1dStream(net)
+    assert stream.lazy
+    x = torch.randn(1, 40, dtype=torch.float64)
+    assert_streams_exactly(net, x, stream=stream, partitions=4)
+    assert_minimal_latency(net, x, stream=stream)
+
+
 def test_held_blocks_never_leak_into_outputs() -> None:
     # a stage that returns views of its input: what the network returns must not be the
     # storage it holds short blocks in, or the next block would overwrite it

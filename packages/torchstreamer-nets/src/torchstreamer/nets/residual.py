@@ -101,6 +101,42 @@ class Residual1dStream(Paths1dStream):
             branches = [("", module)]
         super().__init__(branches, edges=edges, identity=True, combine="sum")
 
+    def _step(self, x: Tensor, final: bool) -> Optional[Tensor]:
+        if self.pending:
+            self._probe_now(x)
+        y = self.paths[0].step(x, final)
+        if y is not None and not final:
+            added = self._add_held_input(x, y)
+            if added is not None:
+                return added
+        pieces = self.aligner.align([x, y], final)
+        if final:
+            self.aligner.restart()
+        if pieces is None or pieces[0].size(-1) == 0:
+            return None
+        return self._combine(pieces)
+
+    def _add_held_input(self, x: Tensor, y: Tensor) -> Optional[Tensor]:
+        """``y`` plus the inputs it lines up with, in the steady state; None otherwise.
+
+        The steady state of a residual block: the inner network lags its input, so the input
+        waits in the first queue and the inner output is never held. The general alignment
+        (:class:`PathAligner`) gives the same result with more bookkeeping per block.
+        """
+        waiting = self.aligner.queues[0]
+        ahead = self.aligner.queues[1]
+        if ahead.held > 0 or ahead.skip > 0 or waiting.skip > 0:
+            return None
+        view = waiting.extend(x.detach() if x.requires_grad else x)
+        n = y.size(-1)
+        length = view.size(-1)
+        if length < n:
+            return None  # the inner network is ahead: extend() alone changed nothing
+        # the inner output first, as Residual1d adds
+        added = y + (view if length == n else view.narrow(-1, 0, n))
+        waiting.advance(view, n)
+        return added
+
     def _combine(self, pieces: list[Tensor]) -> Tensor:
         # the inner output first, as Residual1d adds
         return pieces[1] + pieces[0]
