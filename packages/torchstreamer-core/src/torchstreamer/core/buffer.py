@@ -1,6 +1,6 @@
 """A time-axis buffer for stream state, in one preallocated tensor."""
 
-from typing import Any
+from typing import Any, ClassVar, Optional
 
 import torch
 from torch import Tensor
@@ -23,6 +23,10 @@ class TimeBuffer(StateModule):
     copies nothing, and an overlapping one copies only the block and, now and then, its tail.
     Memory stays bounded by the largest block plus what the layer holds back.
 
+    At small blocks, making a view of the storage costs more than copying a block into it, so
+    the views of short spans (:data:`VIEW_CACHE` of them at most) are made once per storage
+    and reused: in the steady state of a stream of equal blocks, a block costs one copy.
+
     The tensor returned by :meth:`extend` is valid until the next call of :meth:`extend` or
     :meth:`advance`; compute from it, never return it or keep it. The buffer never writes to
     a block it was given.
@@ -41,6 +45,12 @@ class TimeBuffer(StateModule):
     """
 
     data: Tensor
+    # the reused views (see _span) stay out of TorchScript, which makes views as it goes
+    __jit_ignored_attributes__: ClassVar[list[str]] = ["_views"]
+
+    # the most views of the storage kept for reuse, and the longest span kept
+    VIEW_CACHE = 64
+    VIEW_SPAN = 256
 
     def __init__(self) -> None:
         super().__init__()
@@ -69,10 +79,13 @@ class TimeBuffer(StateModule):
         length = x.size(-1)
         if self.start + held + length > self.data.size(-1):
             self._make_room(x, held + length)
-        data = self.data
         start = self.start
-        data.narrow(-1, start + held, length).copy_(x)
-        return data.narrow(-1, start, held + length)
+        if torch.jit.is_scripting():
+            data = self.data
+            data.narrow(-1, start + held, length).copy_(x)
+            return data.narrow(-1, start, held + length)
+        self._span(start + held, length).copy_(x)
+        return self._span(start, held + length)
 
     def advance(self, view: Tensor, consumed: int) -> None:
         """Drops the first ``consumed`` samples of ``view`` and holds the rest.
@@ -99,11 +112,55 @@ class TimeBuffer(StateModule):
             data = self.data
             if kept > data.size(-1) or not self.matched:
                 data = self._match(view, kept)
-            data.narrow(-1, 0, kept).copy_(
-                view if consumed == 0 else view.narrow(-1, consumed, kept)
-            )
+            source = view if consumed == 0 else view.narrow(-1, consumed, kept)
+            if torch.jit.is_scripting():
+                data.narrow(-1, 0, kept).copy_(source)
+            else:
+                self._span(0, kept).copy_(source)
             self.start = 0
             self.held = kept
+
+    def narrow(self, view: Tensor, offset: int, length: int) -> Tensor:
+        """``view.narrow(-1, offset, length)`` for the tensor the last :meth:`extend` returned.
+
+        The same samples, valid as long as ``view``; where ``view`` lies in the storage, the
+        views of short spans are made once and reused (see the class notes).
+        """
+        if offset == 0 and length == view.size(-1):
+            return view
+        if self.held == 0 or torch.jit.is_scripting():
+            # the view is the caller's block, or scripted code that cannot reuse views
+            return view.narrow(-1, offset, length)
+        return self._span(self.start + offset, length)
+
+    @torch.jit.unused
+    def _span(self, start: int, length: int) -> Tensor:
+        """``data.narrow(-1, start, length)``, made once per storage for short spans."""
+        data = self.data
+        if torch.compiler.is_compiling():
+            return data.narrow(-1, start, length)
+        cache: Optional[tuple[Tensor, dict[tuple[int, int], Tensor]]]
+        cache = self.__dict__.get("_views")
+        if cache is None or cache[0] is not data:
+            cache = (data, {})
+            self.__dict__["_views"] = cache
+        views = cache[1]
+        key = (start, length)
+        view = views.get(key)
+        if view is None:
+            view = data.narrow(-1, start, length)
+            if length <= self.VIEW_SPAN:
+                if len(views) >= self.VIEW_CACHE:
+                    views.clear()
+                views[key] = view
+        return view
+
+    def __getstate__(self) -> dict[str, Any]:
+        # the views are remade from the storage: a copy must not share them
+        state = super().__getstate__()  # type: ignore[no-untyped-call]
+        state = dict(state)
+        state.pop("_views", None)
+        return state
 
     def held_samples(self) -> Tensor:
         """A copy of the held samples (``[B, C, held]``), e.g. to pad the end of a stream."""
@@ -162,6 +219,7 @@ class TimeBuffer(StateModule):
 
     @torch.jit.unused
     def _apply(self, fn: Any, recurse: bool = True) -> "TimeBuffer":
+        self.__dict__.pop("_views", None)
         self.data = fn(self.data)
         super()._apply(fn, recurse)  # type: ignore[no-untyped-call]
         return self

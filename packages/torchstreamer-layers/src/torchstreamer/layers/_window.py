@@ -129,10 +129,7 @@ class WindowStream(BaseStream):
             if ready > next_out:
                 offset = next_out * stride - self.pad_left - self.base
                 length = (ready - next_out - 1) * stride + self.span
-                window = view
-                if offset != 0 or length != view.size(-1):
-                    window = view.narrow(-1, offset, length)
-                middle = self.valid_windows(window)
+                middle = self.valid_windows(buffer.narrow(view, offset, length))
                 y = middle if y is None else torch.cat([y, middle], -1)
                 next_out = ready
             self.next_out = next_out

@@ -2,6 +2,7 @@
 
 from typing import Optional
 
+import torch
 from torch import Tensor, nn
 
 from torchstreamer.core import Edges, StreamError, create_stream
@@ -102,40 +103,57 @@ class Residual1dStream(Paths1dStream):
         super().__init__(branches, edges=edges, identity=True, combine="sum")
 
     def _step(self, x: Tensor, final: bool) -> Optional[Tensor]:
+        if not torch.jit.is_scripting():
+            return self._step_eager(x, final)
+        return self._step_aligned(x, final)
+
+    @torch.jit.unused
+    def _step_eager(self, x: Tensor, final: bool) -> Optional[Tensor]:
+        """:meth:`_step_aligned`, with a shortcut for the steady state of a residual block.
+
+        There the inner network lags its input, so the input waits in its queue and the inner
+        output is never held: each inner output is added to the inputs it lines up with at
+        once. The general alignment (:class:`PathAligner`) gives the same result with more
+        bookkeeping per block.
+        """
         if self.pending:
             self._probe_now(x)
-        y = self.paths[0].step(x, final)
-        if y is not None and not final:
-            added = self._add_held_input(x, y)
-            if added is not None:
+        parts = self.__dict__.get("_parts")
+        if parts is None:
+            # the inner stream and the two queues, reached without nn.ModuleList indexing
+            parts = (self.paths[0], self.aligner.queues[0], self.aligner.queues[1])
+            self.__dict__["_parts"] = parts
+        inner, waiting, ahead = parts
+        y = inner.step(x, final)
+        if (
+            y is not None
+            and not final
+            and ahead.held == 0
+            and ahead.skip == 0
+            and waiting.skip == 0
+        ):
+            view = waiting.extend(x.detach() if x.requires_grad else x)
+            n = y.size(-1)
+            if view.size(-1) >= n:
+                # the inner output first, as Residual1d adds
+                added = y + waiting.narrow(view, 0, n)
+                waiting.advance(view, n)
                 return added
+            # the inner network is ahead: extend() alone changed nothing
+        return self._align_and_add(x, y, final)
+
+    def _step_aligned(self, x: Tensor, final: bool) -> Optional[Tensor]:
+        if self.pending:
+            self._probe_now(x)
+        return self._align_and_add(x, self.paths[0].step(x, final), final)
+
+    def _align_and_add(self, x: Tensor, y: Optional[Tensor], final: bool) -> Optional[Tensor]:
         pieces = self.aligner.align([x, y], final)
         if final:
             self.aligner.restart()
         if pieces is None or pieces[0].size(-1) == 0:
             return None
         return self._combine(pieces)
-
-    def _add_held_input(self, x: Tensor, y: Tensor) -> Optional[Tensor]:
-        """``y`` plus the inputs it lines up with, in the steady state; None otherwise.
-
-        The steady state of a residual block: the inner network lags its input, so the input
-        waits in the first queue and the inner output is never held. The general alignment
-        (:class:`PathAligner`) gives the same result with more bookkeeping per block.
-        """
-        waiting = self.aligner.queues[0]
-        ahead = self.aligner.queues[1]
-        if ahead.held > 0 or ahead.skip > 0 or waiting.skip > 0:
-            return None
-        view = waiting.extend(x.detach() if x.requires_grad else x)
-        n = y.size(-1)
-        length = view.size(-1)
-        if length < n:
-            return None  # the inner network is ahead: extend() alone changed nothing
-        # the inner output first, as Residual1d adds
-        added = y + (view if length == n else view.narrow(-1, 0, n))
-        waiting.advance(view, n)
-        return added
 
     def _combine(self, pieces: list[Tensor]) -> Tensor:
         # the inner output first, as Residual1d adds
