@@ -224,3 +224,17 @@ def test_streams_exactly_on_cuda(pool: Pool, dtype: torch.dtype) -> None:
         warnings.simplefilter("ignore", FutureWarning)
         scripted: Any = torch.jit.script(pts.Pool1dStream(pool))
     assert_streams_exactly(pool, x, stream=scripted, partitions=2)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+@pytest.mark.parametrize(("kernel", "stride"), [(2, 2), (3, 1), (4, 2), (5, 3)])
+def test_long_blocks_of_average_pooling_give_the_kernels_samples(
+    kernel: int, stride: int, dtype: torch.dtype
+) -> None:
+    # long blocks take the sum of shifted views on the CPU: the same additions in the same
+    # order as avg_pool1d, so the same samples, not only close ones
+    pool = nn.AvgPool1d(kernel, stride)
+    x = torch.randn(2, 3, 500).to(dtype)
+    stream = pts.Pool1dStream(pool)
+    y = torch.cat([stream(x[..., :250]), stream(x[..., 250:], final=True)], dim=-1)
+    assert torch.equal(y, pool(x))
