@@ -101,11 +101,17 @@ class WindowStream(BaseStream):
         if self.pointwise:
             return self.valid_windows(x) if size > 0 else None
         received = self.received
+        end = received + size
+        buffer = self.buffer
+        if not final and end < self.next_out * self.stride - self.pad_left + self.span:
+            # the next window is not complete: hold the block, nothing else changes
+            if size > 0:
+                buffer.advance(buffer.extend(x), 0)
+                self.received = end
+            return None
         if size == 0 and not final and received > 0:
             return None
-        buffer = self.buffer
         view = buffer.extend(x)
-        end = received + size
         if final:
             # nothing is counted before the module has run: extend() alone changes no state
             flushed = self._finish(view, end)
