@@ -115,7 +115,7 @@ class Pool1dStream(WindowStream):
         runs through a 2D kernel that is slow on long 1D signals.
         """
         reach = (outputs - 1) * self.stride + 1
-        total = x[..., 0:reach:self.stride].clone()
+        total = x[..., 0 : reach : self.stride].clone()
         for tap in range(1, self.kernel_size):
             total += x[..., tap : tap + reach : self.stride]
         return total.div_(self.kernel_size)
