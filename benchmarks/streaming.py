@@ -7,6 +7,7 @@ torch-streamer 0.0.2 can express the module, with 0.0.2's stream on the same blo
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -42,6 +43,8 @@ def compare_streaming(
     ours: Callable[[], nn.Module],
     baseline: Callable[[], nn.Module] | None = None,
     name: str,
+    bare: bool = False,
+    scripted: bool = False,
 ) -> dict[str, float]:
     """Times streaming ``x`` in blocks against offline and against the baseline.
 
@@ -54,6 +57,10 @@ def compare_streaming(
         baseline: builds the 0.0.2 stream, anew before every round (0.0.2 does not reset
             on ``final``), or None where 0.0.2 cannot express the module.
         name: what is measured, recorded with the result.
+        bare: also time the module called on each block by itself, with no state: what an
+            element-wise layer costs per block with no streaming at all, the least any
+            stream of it can cost. Only where that gives the right output.
+        scripted: also time both streams under ``torch.jit.script``.
 
     Returns:
         the median seconds per round of each contender.
@@ -75,6 +82,25 @@ def compare_streaming(
 
         contenders["0.0.2"] = lambda: stream_signal(theirs[0], blocks)
         setup = fresh
+    if scripted:
+        ours_scripted = torch.jit.script(ours())
+        contenders["ours scripted"] = lambda: stream_signal(ours_scripted, blocks)
+        if baseline is not None:
+            theirs_scripted = torch.jit.script(baseline())
+            # 0.0.2 keeps state across final=True: a fresh copy of the scripted stream
+            # before every round, made outside the timed call as for the eager one
+            fresh_scripted = [copy.deepcopy(theirs_scripted)]
+            previous = setup
+
+            def fresh_both() -> None:
+                if previous is not None:
+                    previous()
+                fresh_scripted[0] = copy.deepcopy(theirs_scripted)
+
+            contenders["0.0.2 scripted"] = lambda: stream_signal(fresh_scripted[0], blocks)
+            setup = fresh_both
+    if bare:
+        contenders["module alone"] = lambda: _per_block(module, blocks)
     rounds = rounds_for(block)
     median = timer.measure(contenders["ours"], rounds=rounds)
     medians = timer.compare(contenders, setup=setup, rounds=rounds)
@@ -91,8 +117,18 @@ def compare_streaming(
     if "0.0.2" in medians:
         info["speedup_vs_0_0_2"] = medians["0.0.2"] / medians["ours"]
         info["baseline_us_per_block"] = 1e6 * medians["0.0.2"] / len(blocks)
+    for contender in ("ours scripted", "0.0.2 scripted", "module alone"):
+        if contender in medians:
+            key = contender.replace(" ", "_").replace(".", "_")
+            info[f"{key}_us_per_block"] = 1e6 * medians[contender] / len(blocks)
     timer.record(**info)
     return medians
+
+
+def _per_block(module: nn.Module, blocks: list[torch.Tensor]) -> None:
+    with torch.inference_mode():
+        for block in blocks:
+            module(block.unsqueeze(0))
 
 
 def _offline(module: nn.Module, x: torch.Tensor) -> None:

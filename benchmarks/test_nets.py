@@ -128,4 +128,5 @@ def test_network(
         ours=lambda: pts.Sequential1dStream(net),
         baseline=factory,
         name=name,
+        scripted=True,
     )
