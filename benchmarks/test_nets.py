@@ -128,5 +128,6 @@ def test_network(
         ours=lambda: pts.Sequential1dStream(net),
         baseline=factory,
         name=name,
-        scripted=True,
+        # its HiFi-GAN residual blocks stream as traced graphs, which TorchScript cannot compile
+        scripted=name != "hifigan-like",
     )
