@@ -318,3 +318,22 @@ def test_streams_exactly_on_cuda(dtype: torch.dtype) -> None:
     assert_streams_exactly(snake, x, stream=elementwise._probing_stream(snake), partitions=2)
     with pytest.raises(pts.NotStreamableError, match="not element-wise"):
         elementwise._probing_stream(Lambda(lambda v: v.cumsum(-1)))(x)
+
+
+@pytest.mark.parametrize("onednn", [True, False])
+def test_short_gelu_blocks_leave_the_onednn_switch_as_it_was(onednn: bool) -> None:
+    # short float32 blocks run GELU with PyTorch's kernel, oneDNN switched off around the call
+    gelu = nn.GELU()
+    x = torch.randn(3, 8, 1500)
+    before = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = onednn
+    try:
+        stream = pts.Elementwise1dStream(gelu)
+        # blocks on both sides of the length where oneDNN takes over again
+        cut = 1500 - elementwise.GELU_NATIVE_ELEMENTS // 24 - 10
+        y = torch.cat([stream(x[..., :1]), stream(x[..., 1:cut]), stream(x[..., cut:])], dim=-1)
+        assert torch.backends.mkldnn.enabled is onednn
+        torch.backends.mkldnn.enabled = True
+        torch.testing.assert_close(y, gelu(x))
+    finally:
+        torch.backends.mkldnn.enabled = before
