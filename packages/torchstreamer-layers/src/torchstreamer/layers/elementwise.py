@@ -164,10 +164,8 @@ class Elementwise1dStream(BaseStream):
                     "before scripting"
                 )
             self._verify(x)
-        if self.onednn_gelu and not torch.jit.is_scripting():
-            y = self._gelu(x)
-        else:
-            y = self.module(x)
+        fast_gelu = self.onednn_gelu and not torch.jit.is_scripting()
+        y = self._gelu(x) if fast_gelu else self.module(x)
         if y.dim() != 3 or y.size(0) != x.size(0) or y.size(-1) != x.size(-1):
             raise RuntimeError(
                 "invalid_elementwise_output: "
