@@ -2,6 +2,7 @@
 
 import copy
 import io
+import random
 import sys
 import warnings
 from collections.abc import Callable
@@ -16,7 +17,12 @@ from hypothesis import strategies as st
 from torch import nn
 
 import torchstreamer as pts
-from torchstreamer.testing import assert_minimal_latency, assert_streams_exactly
+from torchstreamer.testing import (
+    assert_minimal_latency,
+    assert_streams_exactly,
+    random_partition,
+    tolerance,
+)
 
 # pytest imports test modules with importlib: the shared helpers beside this file need the path
 sys.path.insert(0, str(Path(__file__).parent))
@@ -67,6 +73,110 @@ def test_long_float32_signals_follow_the_kernels_arithmetic(factor: int) -> None
     up = nn.Upsample(scale_factor=factor, mode="linear")
     x = signal((1, 2, 6000), factor, torch.float32)
     assert_streams_exactly(up, x, partitions=1, block=512)
+
+
+def _stream_in_blocks(
+    stream: pts.Upsample1dStream, x: torch.Tensor, sizes: list[int]
+) -> torch.Tensor:
+    """Streams ``x`` in blocks of ``sizes`` (the last one final) and joins the outputs."""
+    outputs, start = [], 0
+    with torch.no_grad():
+        for index, size in enumerate(sizes):
+            y = stream(x[..., start : start + size], final=index == len(sizes) - 1)
+            start += size
+            if y is not None:
+                outputs.append(y)
+    return torch.cat(outputs, dim=-1)
+
+
+def _blocks(length: int, size: int) -> list[int]:
+    return [min(size, length - start) for start in range(0, length, size)]
+
+
+@pytest.mark.parametrize(("factor", "length"), [(3, 20000), (4, 20000), (41, 3000)])
+def test_long_signals_in_small_and_large_blocks(factor: int, length: int) -> None:
+    # small blocks are gathered, large ones interpolated phase by phase from slices of the
+    # input; both must follow the kernel's drifting float32 weights, and at factor 41 its
+    # rounding moves the middle output of some groups to the pair of inputs before
+    up = nn.Upsample(scale_factor=factor, mode="linear")
+    x = signal((1, 16, length), factor, torch.float32)
+    expected = up(x)
+    stream = pts.Upsample1dStream(up)
+    rng = random.Random(factor)
+    plans = [
+        [length],
+        _blocks(length, 64),
+        _blocks(length, 2999),
+        [1, 2, 3, *_blocks(length - 6, 4096)],
+        random_partition(length, rng, block=2048),
+    ]
+    for sizes in plans:
+        y = _stream_in_blocks(stream, x, sizes)
+        torch.testing.assert_close(y, expected, atol=1e-5, rtol=1e-5, msg=f"blocks {sizes[:6]}...")
+
+
+def test_phases_that_no_slice_serves_are_gathered() -> None:
+    # large blocks are interpolated phase by phase, each phase from slices of the input; the
+    # kernel's rounding can move an output one input back or forward in some groups (both
+    # pairs are interpolated, and the right one picked), and far along a very long signal
+    # further (that phase is gathered). White-box: the positions are made up.
+    stream = pts.Upsample1dStream(nn.Upsample(scale_factor=4, mode="linear"))
+    inputs = signal((1, 3, 40), 10, torch.float32)
+    grid = torch.arange(8).unsqueeze(1) + torch.tensor([0, 0, 1, 1])
+    grid[3, 1] -= 1  # one input back
+    grid[5, 2] += 1  # one input forward
+    grid[6, 3] += 2  # two
+    first = grid.flatten()
+    weight = torch.rand(first.shape, generator=torch.Generator().manual_seed(0))
+    keep = 1.0 - weight
+    y = torch.empty(1, 3, 8, 4)
+    stream._by_phase(inputs, first, keep, weight, y)
+    expected = keep * inputs[..., first] + weight * inputs[..., first + 1]
+    torch.testing.assert_close(y.flatten(-2), expected)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16])
+@pytest.mark.parametrize("mode", ["nearest", "nearest-exact"])
+def test_nearest_large_blocks_repeat_exactly(mode: str, dtype: torch.dtype) -> None:
+    # large blocks of factor 2 or 3 go through PyTorch's own kernel once it has repeated a
+    # ramp as long (float16 cannot hold a ramp of 3000: repeat_interleave instead); other
+    # factors through repeat_interleave, which PyTorch's kernel does not follow at factor 41
+    # in single precision
+    for factor in [2, 3, 5, 41]:
+        up = nn.Upsample(scale_factor=factor, mode=mode)
+        x = signal((1, 32, 3000), factor, dtype)
+        stream = pts.Upsample1dStream(up)
+        for size in [3000, 1000, 7]:
+            y = _stream_in_blocks(stream, x, _blocks(3000, size))
+            assert torch.equal(y, x.repeat_interleave(factor, dim=-1)), (factor, size)
+            if factor != 41 or dtype == torch.float64:
+                assert torch.equal(y, up(x)), (factor, size)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="for factors whose reciprocal single precision rounds down the most (41, 47, 55, "
+    "61, ...) PyTorch's nearest kernel picks input i // factor - 1 for some multiples i of the "
+    "factor (from i = factor on) in float32; the stream picks i // factor",
+)
+def test_nearest_factor_41_float32() -> None:
+    up = nn.Upsample(scale_factor=41)
+    assert_streams_exactly(up, signal((1, 2, 10), 8, torch.float32), partitions=1)
+
+
+def test_snapshot_after_large_blocks_resumes_exactly() -> None:
+    up = nn.Upsample(scale_factor=3, mode="linear")
+    x = signal((1, 64, 3000), 9, torch.float32)
+    stream = pts.Upsample1dStream(up)
+    head = stream(x[..., :1700])
+    fork = copy.deepcopy(stream)
+    saved = io.BytesIO()
+    torch.save(stream, saved)
+    saved.seek(0)
+    loaded = torch.load(saved, weights_only=False)
+    for resumed in (stream, fork, loaded):
+        tail = resumed(x[..., 1700:], final=True)
+        torch.testing.assert_close(torch.cat([head, tail], -1), up(x))
 
 
 def test_linear_first_and_last_outputs() -> None:
@@ -206,3 +316,18 @@ def test_streams_exactly_on_the_test_device(mode: str, dtype: torch.dtype) -> No
         up = nn.Upsample(scale_factor=factor, mode=mode)
         x = signal((2, 3, 400), factor, dtype).to(device)
         assert_streams_exactly(up, x, stream=pts.Upsample1dStream(up), partitions=3, block=64)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16])
+@pytest.mark.parametrize("mode", ["nearest", "nearest-exact", "linear"])
+def test_large_blocks_on_the_test_device(mode: str, dtype: torch.dtype) -> None:
+    # blocks large enough for the kernel (nearest modes) and the phase-by-phase path (linear)
+    device = device_under_test()
+    atol, rtol = tolerance(dtype)
+    for factor in [2, 3, 5]:
+        up = nn.Upsample(scale_factor=factor, mode=mode)
+        x = signal((1, 64, 5000), factor, dtype).to(device)
+        stream = pts.Upsample1dStream(up)
+        for sizes in ([5000], _blocks(5000, 1024), [1, *_blocks(4999, 2048)]):
+            y = _stream_in_blocks(stream, x, sizes)
+            torch.testing.assert_close(y, up(x), atol=atol, rtol=rtol)

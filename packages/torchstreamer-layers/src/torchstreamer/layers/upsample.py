@@ -1,8 +1,9 @@
 """The stream of ``nn.Upsample`` over time."""
 
-from typing import Optional
+from typing import Final, Optional
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from torchstreamer.core import (
@@ -37,8 +38,16 @@ class Upsample1dStream(BaseStream):
     the weight of the next input, zero in exact arithmetic for the middle output of an odd
     factor, a rounding error: such outputs wait for that input too, and :meth:`timing` counts
     it. For nearest modes the stream picks input ``i // factor``, which is what PyTorch's
-    kernels compute until their single-precision index arithmetic rounds differently, past
-    5 million output samples for some factors.
+    kernels compute until their index arithmetic rounds differently: past 4 million output
+    samples, but for the few factors whose reciprocal single precision rounds down the most
+    (41, 47, 55, 61, 82, ...) from output ``factor`` on in float32, float16 and bfloat16.
+
+    Nearest modes repeat the inputs of a block with ``repeat_interleave``, or where it is
+    faster (a factor of 2 or 3, many channels, a large block) with PyTorch's own kernel, once
+    that has been seen to pick input ``i // factor`` for blocks as long. Linear mode works out
+    the inputs and weights of each output a few thousand outputs ahead, gathers the inputs of
+    small blocks, and interpolates large blocks phase by phase from slices of the input, at
+    close to the speed of ``module(x)`` on the whole signal.
 
     ``edges`` is accepted for uniformity and changes nothing: upsampling has no padding.
 
@@ -68,6 +77,22 @@ class Upsample1dStream(BaseStream):
         (Fraction(3, 1), 2, Fraction(2, 3))
     """
 
+    # Nearest modes: PyTorch's own kernel repeats a block faster than repeat_interleave (up to
+    # twice as fast, on a CPU) for factors up to KERNEL_FACTOR, with at least KERNEL_ROWS rows
+    # (batch * channels) and KERNEL_ELEMENTS output elements; otherwise it is slower.
+    KERNEL_FACTOR: Final = 3
+    KERNEL_ROWS: Final = 32
+    KERNEL_ELEMENTS: Final = 8192
+    # Linear mode: the outputs whose inputs and weights are worked out at a time, ahead of the
+    # blocks that need them, so that a small block costs a few slices rather than a dozen ops.
+    TABLE: Final = 4096
+    # Linear mode: blocks of at least this many output elements are interpolated phase by
+    # phase from slices of the input, which beats two gathers once the few dozen ops it takes
+    # are paid for; PHASE_CHUNK elements at a time, so that the phases stay in cache until
+    # they are interleaved.
+    PHASE_ELEMENTS: Final = 1 << 17
+    PHASE_CHUNK: Final = 1 << 19
+
     def __init__(self, module: nn.Upsample, *, edges: Edges = "pad") -> None:
         if not isinstance(module, nn.Upsample):
             raise NotStreamableError(
@@ -92,6 +117,7 @@ class Upsample1dStream(BaseStream):
         super().__init__()
         self.module = module
         self.edges = edges
+        self.mode = mode
         self.linear = mode == "linear"
         # 1 / factor rounded to single precision, as the kernel's float32 arithmetic has it
         self.scale_float = float(torch.tensor(1.0 / self.factor, dtype=torch.float32))
@@ -99,15 +125,65 @@ class Upsample1dStream(BaseStream):
         self.buffer = TimeBuffer()
         self.received = 0
         self.emitted = 0
+        # linear mode: for each output from table_start on, the place where it samples the
+        # input, the input at or before that place and the weights of that input and the next;
+        # they depend on the output's index alone (remade for another dtype or device)
+        self.table_start = 0
+        self.table_place = torch.empty(0)
+        self.table_first = torch.empty(0, dtype=torch.long)
+        self.table_keep = torch.empty(0)
+        self.table_weight = torch.empty(0)
 
     def step(self, x: Tensor, final: bool = False) -> Optional[Tensor]:
-        if not self.linear or self.factor == 1:
-            if final:
-                self.reset_state()
-            if x.size(-1) == 0:
-                return None
-            return x.repeat_interleave(self.factor, dim=-1)
-        return self._linear(x, final)
+        if self.linear and self.factor > 1:
+            return self._linear(x, final)
+        if final:
+            self.reset_state()
+        n = x.size(-1)
+        if n == 0:
+            return None
+        if n == 1:
+            # a copy of the sample broadcast costs less than repeat_interleave
+            return x.expand(-1, -1, self.factor).clone(memory_format=torch.contiguous_format)
+        if (
+            self.factor <= self.KERNEL_FACTOR
+            and x.size(0) * x.size(1) >= self.KERNEL_ROWS
+            and x.numel() * self.factor >= self.KERNEL_ELEMENTS
+            and not torch.jit.is_scripting()
+            and self._kernel_repeats(x)
+        ):
+            return F.interpolate(x, scale_factor=float(self.factor), mode=self.mode)
+        return x.repeat_interleave(self.factor, dim=-1)
+
+    @torch.jit.unused
+    def _kernel_repeats(self, x: Tensor) -> bool:
+        """Whether PyTorch's kernel repeats each input of a block as long as ``x``.
+
+        Its index arithmetic picks input ``i // factor`` for output ``i`` of a block until it
+        rounds differently: past 4 million outputs for some factors, but in single precision
+        from output ``factor`` on for the factors whose reciprocal rounds down the most (41,
+        47, 55, 61, 82, ...). So the kernel is tried once on a ramp ``0, 1, 2, ...`` at least
+        as long as the block, in its dtype and on its device, and trusted only if it repeated
+        each step of the ramp.
+        """
+        length = x.size(-1)
+        if torch.compiler.is_compiling() or length > 1 << 20:
+            return False
+        # by dtype and device, the longest ramp tried and whether the kernel repeated it (a
+        # dict with string keys, so that TorchScript can take it as an attribute)
+        tried: dict[str, tuple[int, bool]] = self.__dict__.setdefault("_kernel_tried", {})
+        key = f"{x.dtype} {x.device}"
+        longest, repeats = tried.get(key, (0, True))
+        if length > longest:
+            longest = 1 << (length - 1).bit_length()
+            # a ramp that the dtype holds exactly
+            repeats = longest <= 2 / torch.finfo(x.dtype).eps
+            if repeats:
+                ramp = torch.arange(longest, dtype=x.dtype, device=x.device).view(1, 1, -1)
+                picked = F.interpolate(ramp, scale_factor=float(self.factor), mode=self.mode)
+                repeats = torch.equal(picked, ramp.repeat_interleave(self.factor, dim=-1))
+            tried[key] = (longest, repeats)
+        return repeats
 
     def _linear(self, x: Tensor, final: bool) -> Optional[Tensor]:
         n = x.size(-1)
@@ -119,33 +195,152 @@ class Upsample1dStream(BaseStream):
             return None
         view = self.buffer.extend(x)
         base = received - view.size(-1)
-        math = torch.float64 if x.dtype == torch.float64 else torch.float32
-        index = torch.arange(self.emitted, received * self.factor, device=x.device)
-        source = self._source(index, math).clamp_min(0.0)
         last = received - 1
-        if not final:
-            # an output waits for the input after floor(source) unless its weight is zero;
-            # source grows with the index, so the ready outputs are a prefix
-            ready = int((source <= last).sum())
-            source = source[:ready]
-        if source.size(0) == 0:
+        math = torch.float64 if x.dtype == torch.float64 else torch.float32
+        start = self.emitted
+        # outputs from received * factor on sample the input past its last sample
+        stop = received * self.factor
+        if final:
+            # every output left, with the kernel's clamps at the end of the signal
+            _, first, keep, weight = self._positions(start, stop, last, math, x.device)
+        else:
+            self._cover(start, stop, math, x.device)
+            offset = start - self.table_start
+            # an output is ready once the inputs on both sides of where it samples have
+            # arrived, or the one there if it samples an input exactly (its next input has
+            # weight zero); the ready outputs are a prefix, as that place never moves back
+            places = self.table_place[offset : stop - self.table_start]
+            end = offset + int(torch.searchsorted(places, last, right=True))
+            first = self.table_first[offset:end]
+            keep = self.table_keep[offset:end]
+            weight = self.table_weight[offset:end]
+        count = first.size(0)
+        if count == 0:
             self._hold(view, received)
             return None
-        left = source.floor().clamp_max(last)
-        weight = (source - left).clamp(0.0, 1.0)
-        first = left.long()
-        second = first + (first < last).long()
-        a = view.index_select(-1, first - base)
-        b = view.index_select(-1, second - base)
-        if a.dtype != math:
-            a, b = a.to(math), b.to(math)
-        y = a * (1.0 - weight) + b * weight
-        self.emitted += source.size(0)
+        inputs = view.to(math)
+        first = first - base
+        if count * view.size(0) * view.size(1) < self.PHASE_ELEMENTS:
+            y = _blend(inputs, first, keep, weight, view.size(-1) - 1)
+        else:
+            y = self._interpolate(inputs, start, first, keep, weight)
+        self.emitted = start + count
         if final:
             self.reset_state()
         else:
             self._hold(view, received)
         return y.to(x.dtype)
+
+    def _interpolate(
+        self, inputs: Tensor, start: int, first: Tensor, keep: Tensor, weight: Tensor
+    ) -> Tensor:
+        """:func:`_blend` for many outputs, from output ``start`` on, mostly phase by phase."""
+        last = inputs.size(-1) - 1
+        count = first.size(0)
+        factor = self.factor
+        # the outputs up to the first whole group of `factor` outputs (and all of the first
+        # group of the signal, whose first outputs the kernel clamps to the first input)
+        lead = min(factor - start if start < factor else -start % factor, count)
+        body = count - (count - lead) % factor
+        while body > lead and int(first[body - 1]) >= last:
+            # the last group of the signal reads the last input twice: gathered with the rest
+            body -= factor
+        y = torch.empty(
+            inputs.size(0), inputs.size(1), count, dtype=inputs.dtype, device=inputs.device
+        )
+        y[..., :lead] = _blend(inputs, first[:lead], keep[:lead], weight[:lead], last)
+        y[..., body:] = _blend(inputs, first[body:], keep[body:], weight[body:], last)
+        if body > lead:
+            whole = y[..., lead:body].view(y.size(0), y.size(1), -1, factor)
+            self._by_phase(inputs, first[lead:body], keep[lead:body], weight[lead:body], whole)
+        return y
+
+    def _by_phase(
+        self, inputs: Tensor, first: Tensor, keep: Tensor, weight: Tensor, y: Tensor
+    ) -> None:
+        """Writes whole groups of outputs into ``y`` (``[B, C, groups, factor]``) by phase.
+
+        Output ``i`` of every group samples the same place between two inputs (in exact
+        arithmetic), so along the groups it reads contiguous slices of ``inputs``: a few long
+        vectorised ops instead of gathers. Where the kernel's rounding moves an output to the
+        pair of inputs before (the middle output of an odd factor, which samples an input in
+        exact arithmetic), that pair is interpolated too and picked for those groups. A chunk
+        of groups at a time, the phases are computed side by side in a scratch tensor, then
+        interleaved into ``y``.
+        """
+        factor = self.factor
+        last = inputs.size(-1) - 1
+        grid = first.view(-1, factor)
+        groups = grid.size(0)
+        keep = keep.view(groups, factor).t().contiguous()
+        weight = weight.view(groups, factor).t().contiguous()
+        # each output's first input less its group's number, phase by phase: the same in
+        # every group, but one less in groups where the rounding moved the output back
+        shift = (grid - torch.arange(groups, device=grid.device).unsqueeze(1)).t()
+        highs: list[int] = shift.amax(dim=1).tolist()
+        lows: list[int] = shift.amin(dim=1).tolist()
+        chunk = max(self.PHASE_CHUNK // (y.size(0) * y.size(1) * factor), 1)
+        scratch = torch.empty(
+            y.size(0), y.size(1), factor, min(chunk, groups), dtype=y.dtype, device=y.device
+        )
+        for group in range(0, groups, chunk):
+            n = min(chunk, groups - group)
+            z = scratch[..., :n]
+            for phase in range(factor):
+                out = z[:, :, phase]
+                keeps = keep[phase, group : group + n]
+                weights = weight[phase, group : group + n]
+                high, low = highs[phase], lows[phase]
+                if high - low <= 1 and low >= 0 and high + groups <= last:
+                    i = high + group
+                    # as _blend rounds it
+                    torch.mul(inputs[..., i + 1 : i + 1 + n], weights, out=out)
+                    out.addcmul_(inputs[..., i : i + n], keeps)
+                    if low < high:
+                        moved = torch.mul(inputs[..., i : i + n], weights)
+                        moved.addcmul_(inputs[..., i - 1 : i - 1 + n], keeps)
+                        torch.where(shift[phase, group : group + n] < high, moved, out, out=out)
+                else:
+                    firsts = grid[group : group + n, phase]
+                    out.copy_(_blend(inputs, firsts, keeps, weights, last))
+            y[:, :, group : group + n].copy_(z.transpose(-1, -2))
+
+    def _cover(self, start: int, stop: int, math: torch.dtype, device: torch.device) -> None:
+        """Makes the table hold outputs ``start`` to ``stop``, in ``math`` on ``device``."""
+        table = self.table_weight
+        if (
+            start < self.table_start
+            or stop > self.table_start + table.size(0)
+            or table.dtype != math
+            or table.device != device
+        ):
+            size = max(stop - start, self.TABLE)
+            place, first, keep, weight = self._positions(start, start + size, -1, math, device)
+            self.table_start = start
+            self.table_place = place
+            self.table_first = first
+            self.table_keep = keep
+            self.table_weight = weight
+
+    def _positions(
+        self, start: int, stop: int, last: int, math: torch.dtype, device: torch.device
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Where outputs ``start`` to ``stop`` sample the input, as the kernel computes it.
+
+        Returns that place, ``first``, the input at or before it, and the weights ``keep`` of
+        that input and ``weight`` of the next one. ``last`` is the last input of the signal,
+        or -1 while it is unknown; the kernel clamps ``first`` to it.
+        """
+        index = torch.arange(start, stop, device=device)
+        place = self._place(index, math).clamp_min(0.0)
+        # the place is never negative: truncating it is flooring it
+        first = place.long()
+        if last >= 0:
+            first = first.clamp_max(last)
+            weight = (place - first).clamp_max(1.0)
+        else:
+            weight = place - first
+        return place, first, 1.0 - weight, weight
 
     @torch.jit.unused
     def demand(self, outputs: int) -> int:
@@ -156,7 +351,7 @@ class Upsample1dStream(BaseStream):
         # floor: at least j // factor + 1 inputs
         return max(-(-(self.emitted + outputs) // factor) - self.received, 1)
 
-    def _source(self, index: Tensor, math: torch.dtype) -> Tensor:
+    def _place(self, index: Tensor, math: torch.dtype) -> Tensor:
         """Where outputs ``index`` sample the input, as the kernel computes it.
 
         ``(index + 1/2) / factor - 1/2`` in double for float64 and in single precision
@@ -221,3 +416,16 @@ def _integer_factor(module: nn.Upsample) -> int:
             "the length of the whole signal"
         )
     return int(factor)
+
+
+def _blend(inputs: Tensor, first: Tensor, keep: Tensor, weight: Tensor, last: int) -> Tensor:
+    """``keep * inputs[..., first] + weight * inputs[..., first + 1]``, the second index
+    clamped to ``last``.
+
+    In the order of PyTorch's CPU kernel: the second product, then the first one added to it,
+    by ``addcmul`` (rounded once where the CPU fuses multiply-adds, as in the kernel).
+    """
+    size = [inputs.size(0), inputs.size(1), first.size(0)]
+    a = inputs.gather(-1, first.expand(size))
+    y = inputs.gather(-1, (first + 1).clamp_max_(last).expand(size))
+    return y.mul_(weight).addcmul_(a, keep)
