@@ -1,7 +1,5 @@
 """ResampleStream against the offline Resample module's own output."""
 
-import copy
-import io
 from fractions import Fraction
 
 import pytest
@@ -12,7 +10,11 @@ from torch import nn
 
 import torchstreamer as pts
 from torchstreamer.contrib import Resample, ResampleStream
-from torchstreamer.testing import assert_minimal_latency, assert_streams_exactly
+from torchstreamer.testing import (
+    assert_minimal_latency,
+    assert_resumes_from_snapshots,
+    assert_streams_exactly,
+)
 
 SMALL_PAIRS = [(1, 2), (2, 1), (3, 2), (2, 3), (5, 7), (7, 5), (1, 3), (4, 4)]
 
@@ -192,16 +194,9 @@ def test_state_stays_bounded_at_one_sample_blocks() -> None:
 def test_snapshot_resumes_exactly() -> None:
     resample = Resample(2, 3)
     x = torch.randn(1, 60, dtype=torch.float64)
-    stream = ResampleStream(resample)
-    head = stream(x[:, :17])
-    fork = copy.deepcopy(stream)
-    saved = io.BytesIO()
-    torch.save(stream, saved)
-    saved.seek(0)
-    loaded = torch.load(saved, weights_only=False)
-    for resumed in (stream, fork, loaded):
-        tail = resumed(x[:, 17:], final=True)
-        torch.testing.assert_close(torch.cat([head, tail], -1), resample(x), atol=1e-12, rtol=0)
+    assert_resumes_from_snapshots(
+        resample, x, 17, stream=ResampleStream(resample), atol=1e-12, rtol=0
+    )
 
 
 def test_scripted_stream_is_exact(no_script_warning: None) -> None:

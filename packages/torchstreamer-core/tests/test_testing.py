@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from torchstreamer.core import BaseStream, TimeBuffer, Timing
 from torchstreamer.testing import (
     assert_minimal_latency,
+    assert_resumes_from_snapshots,
     assert_streams_exactly,
     determined_outputs,
     random_partition,
@@ -311,3 +312,48 @@ def test_stream_blocks_marks_only_the_last_call_final() -> None:
 def test_tolerance_by_dtype() -> None:
     assert tolerance(torch.float64) < tolerance(torch.float32) < tolerance(torch.float16)
     assert tolerance(torch.float32) == (1e-5, 1e-5)
+
+
+class SharedHistory:
+    """Held samples in an object that a deepcopy shares instead of copying."""
+
+    def __init__(self) -> None:
+        self.samples: Optional[Tensor] = None
+
+    def __deepcopy__(self, memo: dict[int, object]) -> "SharedHistory":
+        return self
+
+
+class SharesStateWithItsFork(BaseStream):
+    """The unpadded moving average, correct but for the state its forks share."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.history = SharedHistory()
+
+    def step(self, x: Tensor, final: bool = False) -> Optional[Tensor]:
+        held = self.history.samples
+        view = x if held is None else torch.cat([held, x], dim=-1)
+        ready = view.size(-1) - 2
+        y = None
+        if ready > 0:
+            y = (view[..., :ready] + view[..., 1 : ready + 1] + view[..., 2 : ready + 2]) / 3
+        self.history.samples = view[..., max(ready, 0) :].clone()
+        if final:
+            self.reset_state()
+        return y
+
+    def reset_state(self) -> None:
+        self.history.samples = None
+
+
+@pytest.mark.parametrize("cut", [0, 1, 2, 9, 23])
+def test_snapshots_of_a_correct_stream_resume_exactly(cut: int) -> None:
+    x = torch.randn(2, 23, dtype=torch.float64)
+    assert_resumes_from_snapshots(average(1), x, cut, stream=MovingAverage(1))
+
+
+def test_a_fork_sharing_state_is_caught() -> None:
+    x = torch.randn(2, 23, dtype=torch.float64)
+    with pytest.raises(AssertionError, match="its deepcopy, resumed after the first 9 samples"):
+        assert_resumes_from_snapshots(average(), x, 9, stream=SharesStateWithItsFork())

@@ -1,7 +1,5 @@
 """ConvTranspose1dStream against nn.ConvTranspose1d's own offline output."""
 
-import copy
-import io
 import sys
 import warnings
 from collections.abc import Callable
@@ -17,7 +15,12 @@ from hypothesis import strategies as st
 from torch import nn
 
 import torchstreamer as pts
-from torchstreamer.testing import assert_minimal_latency, assert_streams_exactly
+from torchstreamer.core import Edges
+from torchstreamer.testing import (
+    assert_minimal_latency,
+    assert_resumes_from_snapshots,
+    assert_streams_exactly,
+)
 
 # pytest imports test modules with importlib: the shared helpers beside this file need the path
 sys.path.insert(0, str(Path(__file__).parent))
@@ -33,6 +36,25 @@ def unpadded(conv: nn.ConvTranspose1d, x: torch.Tensor) -> torch.Tensor:
     """The whole transposed convolution: no padding crop, no output padding."""
     stride, dilation = conv.stride[0], conv.dilation[0]
     return F.conv_transpose1d(x, conv.weight, conv.bias, stride, 0, 0, conv.groups, dilation)
+
+
+@given(conv_transposes(), st.integers(0, 12), st.sampled_from(["pad", "valid"]))
+def test_output_length_is_the_modules(
+    case: tuple[nn.ConvTranspose1d, int], length: int, edges: Edges
+) -> None:
+    conv, _ = case
+    stream = pts.ConvTranspose1dStream(conv, edges=edges)
+    if edges == "valid":
+        conv = nn.ConvTranspose1d(
+            conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
+            dilation=conv.dilation, groups=conv.groups,
+        )  # fmt: skip
+    x = torch.zeros(1, conv.in_channels, length, dtype=conv.weight.dtype)
+    try:
+        expected = conv(x).shape[-1]
+    except RuntimeError:
+        expected = 0  # the module refuses the input
+    assert stream.output_length(length) == expected
 
 
 @given(conv_transposes(), st.booleans(), st.integers(0, 2**16))
@@ -293,16 +315,7 @@ def test_shares_weights_with_module() -> None:
 def test_snapshot_resumes_exactly() -> None:
     conv = nn.ConvTranspose1d(2, 3, 5, stride=2, padding=2).double()
     x = signal((2, 30), 11)
-    stream = pts.ConvTranspose1dStream(conv)
-    head = stream(x[:, :13])
-    fork = copy.deepcopy(stream)
-    saved = io.BytesIO()
-    torch.save(stream, saved)
-    saved.seek(0)
-    loaded = torch.load(saved, weights_only=False)
-    for resumed in (stream, fork, loaded):
-        tail = resumed(x[:, 13:], final=True)
-        torch.testing.assert_close(torch.cat([head, tail], -1), conv(x))
+    assert_resumes_from_snapshots(conv, x, 13, stream=pts.ConvTranspose1dStream(conv))
 
 
 def test_rejected_block_leaves_stream_exact() -> None:

@@ -1,7 +1,5 @@
 """Pool1dStream against nn.AvgPool1d, nn.MaxPool1d and nn.LPPool1d's own offline output."""
 
-import copy
-import io
 import math
 import warnings
 from fractions import Fraction
@@ -15,7 +13,11 @@ from hypothesis import strategies as st
 from torch import Tensor, nn
 
 import torchstreamer as pts
-from torchstreamer.testing import assert_minimal_latency, assert_streams_exactly
+from torchstreamer.testing import (
+    assert_minimal_latency,
+    assert_resumes_from_snapshots,
+    assert_streams_exactly,
+)
 
 Pool = nn.AvgPool1d | nn.MaxPool1d | nn.LPPool1d
 
@@ -194,16 +196,7 @@ def test_follows_block_dtype(pool: Pool, dtype: torch.dtype) -> None:
 def test_snapshot_resumes_exactly() -> None:
     pool = nn.AvgPool1d(5, 2, 2, ceil_mode=True)
     x = torch.randn(2, 40, dtype=torch.float64)
-    stream = pts.Pool1dStream(pool)
-    head = stream(x[:, :13])
-    fork = copy.deepcopy(stream)
-    saved = io.BytesIO()
-    torch.save(stream, saved)
-    saved.seek(0)
-    loaded = torch.load(saved, weights_only=False)
-    for resumed in (stream, fork, loaded):
-        tail = resumed(x[:, 13:], final=True)
-        torch.testing.assert_close(torch.cat([head, tail], -1), pool(x))
+    assert_resumes_from_snapshots(pool, x, 13, stream=pts.Pool1dStream(pool))
 
 
 @pytest.mark.cuda

@@ -3,13 +3,15 @@
 ``assert_streams_exactly`` streams a signal through many random partitions (empty and
 one-sample blocks included) and compares every result with the module's own offline output;
 ``assert_minimal_latency`` checks that a stream emits each output as soon as the input
-determines it. Both raise ``AssertionError`` with the first differing sample.
+determines it; ``assert_resumes_from_snapshots`` that a stream forked or saved in mid-stream
+resumes exactly. They raise ``AssertionError`` with the first differing sample.
 """
 
 from __future__ import annotations
 
 from ._checks import (
     assert_minimal_latency,
+    assert_resumes_from_snapshots,
     assert_streams_exactly,
     determined_outputs,
     random_partition,
@@ -22,6 +24,7 @@ from ._profiles import load_hypothesis_profile
 __all__ = [
     "DEVICE_VARIABLE",
     "assert_minimal_latency",
+    "assert_resumes_from_snapshots",
     "assert_streams_exactly",
     "determined_outputs",
     "device_under_test",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import io
 import random
 from collections.abc import Iterator, Sequence
 
@@ -168,6 +170,63 @@ def assert_streams_exactly(
         _check_outputs(outputs, copies, x, original, expected, where, atol, rtol)
 
 
+def assert_resumes_from_snapshots(
+    module: nn.Module,
+    x: Tensor,
+    cut: int,
+    *,
+    stream: BaseStream | None = None,
+    expected: Tensor | None = None,
+    atol: float | None = None,
+    rtol: float | None = None,
+) -> None:
+    """Asserts that a stream forked or saved in mid-stream resumes exactly where it was.
+
+    Streams ``x[..., :cut]``, then takes two snapshots of the stream: a fork with
+    ``copy.deepcopy`` and a copy through ``torch.save`` and ``torch.load``. The stream and both
+    snapshots are then each given the rest, ``x[..., cut:]`` with ``final=True``; each must
+    complete the output to ``module(x)``, and none may disturb another.
+
+    Args:
+        module: the module; its offline output ``module(x)`` is the reference.
+        x: the signal, ``[C, T]`` or ``[B, C, T]``.
+        cut: samples streamed before the snapshots are taken.
+        stream: the stream to check. (Default: ``create_stream(module)``)
+        expected: the reference output, when it is not ``module(x)``. (Default: None)
+        atol: absolute tolerance. (Default: by dtype, see :func:`tolerance`)
+        rtol: relative tolerance. (Default: by dtype, see :func:`tolerance`)
+
+    Raises:
+        AssertionError: naming the snapshot that went astray and the first differing sample.
+    """
+    if stream is None:
+        stream = create_stream(module)
+    with torch.no_grad():
+        if expected is None:
+            expected = module(x)
+        head = stream(x[..., :cut])
+        head_copy = None if head is None else head.clone()
+        fork = copy.deepcopy(stream)
+        saved = io.BytesIO()
+        torch.save(stream, saved)
+        saved.seek(0)
+        loaded = torch.load(saved, weights_only=False)
+        resumed = [
+            ("the stream itself", stream),
+            ("its deepcopy", fork),
+            ("its copy through torch.save", loaded),
+        ]
+        # every tail before any comparison: a snapshot sharing state would disturb the others
+        tails = [(name, snapshot(x[..., cut:], final=True)) for name, snapshot in resumed]
+    default_atol, default_rtol = tolerance(x.dtype)
+    atol = default_atol if atol is None else atol
+    rtol = default_rtol if rtol is None else rtol
+    original = x.clone()
+    for name, tail in tails:
+        where = f"{name}, resumed after the first {cut} samples"
+        _check_outputs([head, tail], [head_copy, None], x, original, expected, where, atol, rtol)
+
+
 def _check_outputs(
     outputs: list[Tensor | None],
     copies: list[Tensor | None],
@@ -192,8 +251,8 @@ def _check_outputs(
             f"the stream returned nothing; module(x) has {expected.shape[-1]} samples ({where})"
         )
     result = torch.cat(got, dim=-1)
-    for index, (y, copy) in enumerate(zip(outputs, copies, strict=True)):
-        if y is not None and copy is not None and not _unchanged(y, copy):
+    for index, (y, taken) in enumerate(zip(outputs, copies, strict=True)):
+        if y is not None and taken is not None and not _unchanged(y, taken):
             raise AssertionError(
                 f"the output of call {index} changed after it was returned: it shares memory "
                 f"with the stream's state ({where})"

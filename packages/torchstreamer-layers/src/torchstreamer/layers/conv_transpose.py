@@ -210,6 +210,16 @@ class ConvTranspose1dStream(LayerWeight, BaseStream):
             return out + bias.view(-1, 1)
         return out
 
+    def output_length(self, length: int) -> int:
+        """How many outputs ``module`` gives for an input of ``length`` samples.
+
+        0 for an input the module refuses (shorter than it allows). A network reads this to
+        know how long the input of a later layer is sure to be (see :meth:`follow`).
+        """
+        if length < self.shortest:
+            return 0
+        return self._last_output(length) - self.padding
+
     def _last_output(self, received: int) -> int:
         """Full-convolution index one past the last output of a signal of ``received`` inputs."""
         return (received - 1) * self.stride + self.span + self.output_padding - self.padding
