@@ -145,6 +145,8 @@ class Timer:
     ) -> dict[str, float]:
         """Median seconds per call of each function, timed in interleaved rounds.
 
+        The order within a round rotates from round to round.
+
         Args:
             functions: the timed calls, by name.
             setup: run untimed before every call of every function.
@@ -153,8 +155,13 @@ class Timer:
         """
         calls = {name: self.synchronized(function) for name, function in functions.items()}
         times: dict[str, list[float]] = {name: [] for name in calls}
+        order = list(calls)
         for index in range(warmup_rounds + rounds):
-            for name, call in calls.items():
+            # each contender takes each place in a round in turn: what one leaves behind (the
+            # allocator's state, the caches) falls on every other alike
+            turn = index % len(order)
+            for name in order[turn:] + order[:turn]:
+                call = calls[name]
                 if setup is not None:
                     setup()
                 start = time.perf_counter()
