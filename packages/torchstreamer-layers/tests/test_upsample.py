@@ -140,28 +140,65 @@ def test_phases_that_no_slice_serves_are_gathered() -> None:
 def test_nearest_large_blocks_repeat_exactly(mode: str, dtype: torch.dtype) -> None:
     # large blocks of factor 2 or 3 go through PyTorch's own kernel once it has repeated a
     # ramp as long (float16 cannot hold a ramp of 3000: repeat_interleave instead); other
-    # factors through repeat_interleave, which PyTorch's kernel does not follow at factor 41
-    # in single precision
+    # factors through repeat_interleave, but at factor 41 in single precision the kernel
+    # picks the input before at some multiples of 41: gathered, and repeated then patched
     for factor in [2, 3, 5, 41]:
         up = nn.Upsample(scale_factor=factor, mode=mode)
         x = signal((1, 32, 3000), factor, dtype)
         stream = pts.Upsample1dStream(up)
         for size in [3000, 1000, 7]:
             y = _stream_in_blocks(stream, x, _blocks(3000, size))
-            assert torch.equal(y, x.repeat_interleave(factor, dim=-1)), (factor, size)
-            if factor != 41 or dtype == torch.float64:
-                assert torch.equal(y, up(x)), (factor, size)
+            assert torch.equal(y, up(x)), (factor, size)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="for factors whose reciprocal single precision rounds down the most (41, 47, 55, "
-    "61, ...) PyTorch's nearest kernel picks input i // factor - 1 for some multiples i of the "
-    "factor (from i = factor on) in float32; the stream picks i // factor",
-)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, torch.float64])
+@pytest.mark.parametrize("mode", ["nearest", "nearest-exact"])
+@pytest.mark.parametrize("factor", [41, 47, 3, 5, 7])
+def test_nearest_follows_the_kernels_picks(factor: int, mode: str, dtype: torch.dtype) -> None:
+    # at factors 41 and 47 PyTorch's single-precision index arithmetic picks input
+    # i // factor - 1 for some multiples i of the factor, from output `factor` on
+    up = nn.Upsample(scale_factor=factor, mode=mode)
+    x = signal((2, 3, 60), factor, dtype)
+    assert_streams_exactly(up, x, partitions=4, seed=factor)
+
+
 def test_nearest_factor_41_float32() -> None:
     up = nn.Upsample(scale_factor=41)
     assert_streams_exactly(up, signal((1, 2, 10), 8, torch.float32), partitions=1)
+
+
+@pytest.mark.parametrize("mode", ["nearest", "nearest-exact"])
+def test_nearest_factor_41_minimal_latency(mode: str) -> None:
+    # outputs at multiples of 41 pick the input before: it is held, and nothing waits
+    up = nn.Upsample(scale_factor=41, mode=mode)
+    assert_minimal_latency(up, signal((1, 2, 12), 3, torch.float32), stream=pts.create_stream(up))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("mode", ["nearest", "nearest-exact"])
+@pytest.mark.parametrize(("factor", "length"), [(3, 4_500_000), (41, 280_000), (2, 8_400_000)])
+def test_nearest_far_along_a_long_signal(
+    factor: int, length: int, mode: str, dtype: torch.dtype
+) -> None:
+    # millions of outputs in, the kernel's rounded index arithmetic departs from i // factor
+    # (by up to two inputs either way; float32 first, float64 later): the stream gets there
+    # through a few large blocks, then follows it with small and large ones. The input is a
+    # ramp, so the outputs are the inputs picked.
+    up = nn.Upsample(scale_factor=factor, mode=mode)
+    x = torch.arange(length, dtype=dtype).view(1, 1, -1)
+    head = length - 20_000
+    sizes = [head // 3, head // 3, head - 2 * (head // 3)]
+    rng = random.Random(factor)
+    rest = length - head
+    while rest > 0:
+        sizes.append(min(rng.choice([1, 2, 3, 17, 400, 3000]), rest))
+        rest -= sizes[-1]
+    y = _stream_in_blocks(pts.Upsample1dStream(up), x, sizes)
+    expected = up(x)
+    assert torch.equal(y, expected)
+    if dtype == torch.float32:
+        # the signal is long enough for the kernel's picks to depart from i // factor
+        assert not torch.equal(expected, x.repeat_interleave(factor, dim=-1))
 
 
 def test_snapshot_after_large_blocks_resumes_exactly() -> None:

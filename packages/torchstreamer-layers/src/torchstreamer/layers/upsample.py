@@ -19,16 +19,41 @@ __all__ = ["Upsample1dStream"]
 
 _MODES = ("nearest", "nearest-exact", "linear")
 
+# Whether PyTorch's CPU kernels were compiled to fuse a product and a sum into one rounding:
+# its x86 kernels for AVX2 and AVX-512 were (the index of nearest-exact says so, measured),
+# the baseline one was not.
+_CPU_FMA: Final = torch.backends.cpu.get_cpu_capability().startswith("AVX")
+
+# For each (factor, nearest-exact, variant of the arithmetic): how far the nearest kernel's
+# picks have been seen to follow i // factor, and whether that is where they first depart
+_REPEATS: dict[tuple[int, bool, int], tuple[int, bool]] = {}
+_REPEATS_CHUNK: Final = 1 << 16
+
 
 class Upsample1dStream(BaseStream):
     """Streams an ``nn.Upsample`` by an integer factor exactly, ends included.
 
-    Modes ``"nearest"`` and ``"nearest-exact"`` repeat each input ``factor`` times (for an
-    integer factor both pick input ``i // factor`` for output ``i``), so every output leaves
-    with its input. Mode ``"linear"`` (``align_corners=False``) interpolates between the two
-    inputs around each output and holds one input back: an output is emitted once every input
-    with a nonzero weight has arrived. Its first outputs repeat the first input, and its last
-    ones, which repeat the last input, come with ``final=True``.
+    Modes ``"nearest"`` and ``"nearest-exact"`` copy to each output the input that PyTorch's
+    kernel picks for it. In exact arithmetic that is input ``i // factor`` for output ``i``,
+    but the kernel computes it in single precision (in double, rounded to single precision
+    at the end, for float64 on the CPU), and the stream follows that arithmetic output index
+    by output index. For factors whose reciprocal single precision rounds down the most (41,
+    47, 55, 61, 82, ...) it picks input ``i // factor - 1`` for some multiples ``i`` of the
+    factor from output ``factor`` on, in float32, float16 and bfloat16; for every factor its
+    picks depart from ``i // factor``, by up to two inputs either way, somewhere past a few
+    million outputs (6.3 million for nearest-exact with a factor of 3 or 7 in float32, up to
+    30 million for nearest in float64; a few minutes of audio at 48 kHz). An output is
+    emitted once the input it picks has arrived and the inputs so far say it exists
+    (``i < factor * inputs``): up to that departure every output leaves with its input, past
+    it an output whose pick is a later input waits for it. The CPU's nearest-exact index
+    depends on whether PyTorch's kernels were compiled to fuse a multiply-add (its x86 AVX2
+    and AVX-512 kernels were, its baseline one was not); other CPUs are taken not to fuse
+    it. On CUDA the stream follows the arithmetic of PyTorch's CUDA kernels, as their source
+    has it. Mode ``"linear"``
+    (``align_corners=False``) interpolates between the two inputs around each output and
+    holds one input back: an output is emitted once every input with a nonzero weight has
+    arrived. Its first outputs repeat the first input, and its last ones, which repeat the
+    last input, come with ``final=True``.
 
     The linear weights follow PyTorch's own arithmetic, output index by output index: single
     precision for float32, float16 and bfloat16 (rounded step by step on the CPU, with the
@@ -37,17 +62,20 @@ class Upsample1dStream(BaseStream):
     more than float32 rounding after a few hundred samples with a factor of 3). It also makes
     the weight of the next input, zero in exact arithmetic for the middle output of an odd
     factor, a rounding error: such outputs wait for that input too, and :meth:`timing` counts
-    it. For nearest modes the stream picks input ``i // factor``, which is what PyTorch's
-    kernels compute until their index arithmetic rounds differently: past 4 million output
-    samples, but for the few factors whose reciprocal single precision rounds down the most
-    (41, 47, 55, 61, 82, ...) from output ``factor`` on in float32, float16 and bfloat16.
+    it. For nearest modes :meth:`timing` gives the dependencies before the kernel's picks
+    depart from ``i // factor`` (an output on the input ``i // factor``).
 
     Nearest modes repeat the inputs of a block with ``repeat_interleave``, or where it is
     faster (a factor of 2 or 3, many channels, a large block) with PyTorch's own kernel, once
-    that has been seen to pick input ``i // factor`` for blocks as long. Linear mode works out
-    the inputs and weights of each output a few thousand outputs ahead, gathers the inputs of
-    small blocks, and interpolates large blocks phase by phase from slices of the input, at
-    close to the speed of ``module(x)`` on the whole signal.
+    that has been seen to pick input ``i // factor`` for blocks as long, as long as every
+    output of the block picks input ``i // factor``: how far that holds is found once per
+    process for each factor, mode and arithmetic, by scanning the kernel's index arithmetic
+    as far as streams go. Past that the stream works out the picks a few thousand outputs
+    ahead, gathers small blocks, and repeats the inputs of large blocks and then gathers the
+    outputs whose pick departs. Linear mode works out the inputs and weights of each output
+    a few thousand outputs ahead, gathers the inputs of small blocks, and interpolates large
+    blocks phase by phase from slices of the input, at close to the speed of ``module(x)``
+    on the whole signal.
 
     ``edges`` is accepted for uniformity and changes nothing: upsampling has no padding.
 
@@ -91,6 +119,12 @@ class Upsample1dStream(BaseStream):
     # are paid for; PHASE_CHUNK elements at a time, so that the phases stay in cache until
     # they are interleaved.
     PHASE_ELEMENTS: Final = 1 << 17
+    # Nearest modes, once the kernel's picks depart from i // factor: blocks of fewer output
+    # elements than this are gathered; larger ones repeat their inputs, then gather the
+    # outputs whose pick departs.
+    GATHER_ELEMENTS: Final = 1 << 14
+    # Whether PyTorch's CPU kernels fuse multiply-adds (see _CPU_FMA), as TorchScript takes it
+    CPU_FMA: Final = _CPU_FMA
     PHASE_CHUNK: Final = 1 << 19
 
     def __init__(self, module: nn.Upsample, *, edges: Edges = "pad") -> None:
@@ -119,6 +153,7 @@ class Upsample1dStream(BaseStream):
         self.edges = edges
         self.mode = mode
         self.linear = mode == "linear"
+        self.exact = mode == "nearest-exact"
         # 1 / factor rounded to single precision, as the kernel's float32 arithmetic has it
         self.scale_float = float(torch.tensor(1.0 / self.factor, dtype=torch.float32))
         self.module_hint = repr(module)
@@ -133,13 +168,38 @@ class Upsample1dStream(BaseStream):
         self.table_first = torch.empty(0, dtype=torch.long)
         self.table_keep = torch.empty(0)
         self.table_weight = torch.empty(0)
+        # nearest modes: the table holds, in table_first, the input the kernel picks for each
+        # output, in the arithmetic of table_variant (see _picks); outputs below
+        # repeat_until pick input i // factor in the arithmetic of repeat_variant, and while
+        # it is not negative the stream holds nothing back and `received` is not kept (it is
+        # emitted // factor)
+        self.table_moved = torch.empty(0, dtype=torch.long)
+        self.table_variant = -1
+        self.repeat_until = -1
+        self.repeat_variant = -1
 
     def step(self, x: Tensor, final: bool = False) -> Optional[Tensor]:
-        if self.linear and self.factor > 1:
-            return self._linear(x, final)
+        if self.linear:
+            if self.factor > 1:
+                return self._linear(x, final)
+            # linear interpolation by 1 copies its input
+            return x.clone() if x.size(-1) > 0 else None
+        n = x.size(-1)
+        stop = self.emitted + n * self.factor
+        # the kernel's arithmetic (see _picks): 0 on the CPU in single precision, 1 there in
+        # double (float64), 2 on CUDA
+        variant = 2 if x.is_cuda else (1 if x.dtype == torch.float64 else 0)
+        if (stop >= self.repeat_until or variant != self.repeat_variant) and (
+            torch.jit.is_scripting() or not self._repeats(variant, stop)
+        ):
+            return self._gather(x, variant, final)
+        # every output of the block picks input i // factor, which is in the block, and the
+        # next output an input yet to come
         if final:
             self.reset_state()
-        n = x.size(-1)
+        else:
+            # (received is emitted // factor while blocks are repeated: not kept)
+            self.emitted = stop
         if n == 0:
             return None
         if n == 1:
@@ -156,15 +216,127 @@ class Upsample1dStream(BaseStream):
         return x.repeat_interleave(self.factor, dim=-1)
 
     @torch.jit.unused
+    def _repeats(self, variant: int, stop: int) -> bool:
+        """Whether outputs up to ``stop`` (included) pick input ``i // factor``, while the
+        stream holds nothing back.
+
+        Learns from the module-wide record how far the kernel's picks follow ``i // factor``
+        for this factor, mode and ``variant`` of the arithmetic, and notes it in
+        ``repeat_until`` for the blocks to come. Only while the stream holds no input back
+        (as before its first gathered block) may it repeat the inputs of its blocks.
+        """
+        if torch.compiler.is_compiling():
+            return False
+        if self.repeat_until < 0 and not (
+            self.emitted == self.received * self.factor
+            and self.buffer.held == 0
+            and self.buffer.skip == 0
+        ):
+            return False
+        # output `stop`, the next one, must pick an input yet to come: nothing is held
+        self.repeat_until = _repeats_until(self.factor, self.exact, variant, stop + 1)
+        self.repeat_variant = variant
+        return stop < self.repeat_until
+
+    def _gather(self, x: Tensor, variant: int, final: bool) -> Optional[Tensor]:
+        """Nearest modes, output by output: each output copies the input the kernel picks.
+
+        An output is emitted once the input it picks has arrived and the inputs so far say
+        that it exists (``i < received * factor``); with ``final=True`` every output left,
+        its pick clamped to the last input as the kernel clamps it. The inputs that outputs
+        still to come pick are held.
+        """
+        if self.repeat_until >= 0:
+            # blocks were repeated until now, which keeps no count of the inputs
+            self.received = self.emitted // self.factor
+        # the stream holds inputs back from here on: no block is repeated until it ends
+        self.repeat_until = -1
+        n = x.size(-1)
+        if n == 0 and not final:
+            return None
+        received = self.received + n
+        if received == 0:
+            self.reset_state()
+            return None
+        view = self.buffer.extend(x)
+        base = received - view.size(-1)
+        start = self.emitted
+        stop = received * self.factor
+        # the picks of the outputs that may be ready, and of the next one
+        self._cover_picks(start, stop + 1, variant)
+        offset = start - self.table_start
+        picks = self.table_first[offset : stop - self.table_start]
+        if final:
+            count = stop - start
+            picks = picks.clamp_max(received - 1)
+        else:
+            # the picks never decrease: the ready outputs are a prefix
+            count = int(torch.searchsorted(picks, received - 1, right=True))
+            picks = picks[:count]
+        y: Optional[Tensor] = None
+        if count > 0:
+            y = self._copy_picks(view, base, start, picks)
+        if final:
+            self.reset_state()
+        else:
+            emitted = start + count
+            self.emitted = emitted
+            self.received = received
+            # hold the input the next output picks, and the one at i // factor that large
+            # blocks repeat before they gather the outputs whose pick departs from it
+            keep = min(int(self.table_first[offset + count]), emitted // self.factor)
+            self.buffer.advance(view, keep - base)
+        return y
+
+    def _copy_picks(self, view: Tensor, base: int, start: int, picks: Tensor) -> Tensor:
+        """Outputs ``start`` on, each a copy of input ``picks`` (``view`` starts at ``base``).
+
+        Few outputs are gathered; many, whose picks mostly follow ``i // factor``, repeat the
+        inputs like the blocks before the kernel's picks depart, and the outputs whose
+        pick departs (in ``table_moved``) are then gathered over them.
+        """
+        factor = self.factor
+        count = picks.size(0)
+        low = start // factor
+        if count * view.size(0) * view.size(1) < self.GATHER_ELEMENTS:
+            return _take(view, picks - base)
+        # the whole groups of `factor` outputs that hold these outputs, each input repeated
+        high = (start + count - 1) // factor
+        y = view[..., low - base : high + 1 - base].repeat_interleave(factor, dim=-1)
+        if y.size(-1) > count:
+            y = y[..., start - low * factor :][..., :count].contiguous()
+        moved = self.table_moved
+        lo = int(torch.searchsorted(moved, start))
+        hi = int(torch.searchsorted(moved, start + count))
+        if hi > lo:
+            where = moved[lo:hi] - start
+            size = [y.size(0), y.size(1), where.size(0)]
+            y.scatter_(-1, where.to(y.device).expand(size), _take(view, picks[where] - base))
+        return y
+
+    def _cover_picks(self, start: int, stop: int, variant: int) -> None:
+        """Makes the table hold the kernel's picks for outputs ``start`` to ``stop``, and
+        ``table_moved`` those of them that do not pick ``i // factor``."""
+        if (
+            start < self.table_start
+            or stop > self.table_start + self.table_first.size(0)
+            or variant != self.table_variant
+        ):
+            index = torch.arange(start, start + max(stop - start, self.TABLE))
+            picks = _picks(index, self.factor, self.exact, variant, self.CPU_FMA)
+            self.table_first = picks
+            self.table_moved = index[picks != index // self.factor]
+            self.table_start = start
+            self.table_variant = variant
+
+    @torch.jit.unused
     def _kernel_repeats(self, x: Tensor) -> bool:
         """Whether PyTorch's kernel repeats each input of a block as long as ``x``.
 
         Its index arithmetic picks input ``i // factor`` for output ``i`` of a block until it
-        rounds differently: past 4 million outputs for some factors, but in single precision
-        from output ``factor`` on for the factors whose reciprocal rounds down the most (41,
-        47, 55, 61, 82, ...). So the kernel is tried once on a ramp ``0, 1, 2, ...`` at least
-        as long as the block, in its dtype and on its device, and trusted only if it repeated
-        each step of the ramp.
+        rounds differently (see :func:`_picks`). So the kernel is tried once on a ramp
+        ``0, 1, 2, ...`` at least as long as the block, in its dtype and on its device, and
+        trusted only if it repeated each step of the ramp.
         """
         length = x.size(-1)
         if torch.compiler.is_compiling() or length > 1 << 20:
@@ -345,11 +517,12 @@ class Upsample1dStream(BaseStream):
     @torch.jit.unused
     def demand(self, outputs: int) -> int:
         factor = self.factor
-        if not self.linear or factor == 1:
-            return -(-outputs // factor)
-        # output j interpolates at (j + 1/2) / factor - 1/2 and waits for the input at its
-        # floor: at least j // factor + 1 inputs
-        return max(-(-(self.emitted + outputs) // factor) - self.received, 1)
+        if factor == 1 and self.linear:
+            return outputs
+        # output j waits for input j // factor at least: in linear mode for the input at the
+        # floor of (j + 1/2) / factor - 1/2 too, in nearest modes for the one it picks
+        received = self.received if self.linear or self.repeat_until < 0 else self.emitted // factor
+        return max(-(-(self.emitted + outputs) // factor) - received, 1)
 
     def _place(self, index: Tensor, math: torch.dtype) -> Tensor:
         """Where outputs ``index`` sample the input, as the kernel computes it.
@@ -416,6 +589,66 @@ def _integer_factor(module: nn.Upsample) -> int:
             "the length of the whole signal"
         )
     return int(factor)
+
+
+def _take(inputs: Tensor, index: Tensor) -> Tensor:
+    """``inputs[..., index]``, by ``gather`` (many times faster than indexing over time)."""
+    size = [inputs.size(0), inputs.size(1), index.size(0)]
+    return inputs.gather(-1, index.to(inputs.device).expand(size))
+
+
+def _picks(index: Tensor, factor: int, exact: bool, variant: int, fused: bool) -> Tensor:
+    """The input PyTorch's nearest kernel picks for outputs ``index`` (before it clamps them
+    to the last input), in the arithmetic of ``variant``: 0 the CPU's in single precision
+    (float32, float16 and bfloat16), 1 the CPU's in double (float64), 2 CUDA's (single
+    precision whatever the dtype).
+
+    Step by step as the kernels round it, with ``scale = 1 / factor``: on the CPU in the
+    dtype's "opmath" (float for all but float64), ``floorf(scale * i)`` for nearest and
+    ``floorf((scale * (i + 0.5) - 0.5) + 0.5)`` for nearest-exact, whose last sum is taken in
+    double and rounded to float by ``floorf``, and whose product and difference are one
+    rounding where the CPU kernel fuses them (``fused``); on CUDA, in float,
+    ``floorf(i * scale)`` and ``floorf((i + 0.5) * scale)``.
+    """
+    if variant == 1:
+        scale = 1.0 / factor
+        if exact:
+            return (((index.double() + 0.5) * scale - 0.5) + 0.5).float().floor().long()
+        return (index.double() * scale).float().floor().long()
+    scale = float(torch.tensor(1.0 / factor, dtype=torch.float32))
+    if variant == 2:
+        if exact:
+            return ((index.float() + 0.5) * scale).floor().long()
+        return (index.float() * scale).floor().long()
+    if not exact:
+        return (index.float() * scale).floor().long()
+    shifted = index.float() + 0.5
+    # the product of two floats is exact in double: one rounding, as a fused multiply-add
+    place = (shifted.double() * scale - 0.5).float() if fused else shifted * scale - 0.5
+    return (place.double() + 0.5).float().floor().long()
+
+
+def _repeats_until(factor: int, exact: bool, variant: int, stop: int) -> int:
+    """An output index up to which the nearest kernel picks input ``i // factor``, at least
+    ``stop`` unless the picks depart from ``i // factor`` before it (then where they do).
+
+    Scans the picks a chunk at a time as far as streams need, once per process for each
+    factor, mode and arithmetic: for most factors they follow ``i // factor`` for millions of
+    outputs, for a few (41, 47, 55, 61, 82, ... in single precision) they depart at once.
+    """
+    key = (factor, exact, variant)
+    until, departs = _REPEATS.get(key, (0, False))
+    while not departs and until < stop:
+        size = min(max(stop - until, _REPEATS_CHUNK), 16 * _REPEATS_CHUNK)
+        index = torch.arange(until, until + size)
+        differ = (_picks(index, factor, exact, variant, _CPU_FMA) != index // factor).nonzero()
+        if len(differ) > 0:
+            until += int(differ[0])
+            departs = True
+        else:
+            until += size
+        _REPEATS[key] = (until, departs)
+    return until
 
 
 def _blend(inputs: Tensor, first: Tensor, keep: Tensor, weight: Tensor, last: int) -> Tensor:
