@@ -1,7 +1,5 @@
 """Upsample1dStream against nn.Upsample's own offline output."""
 
-import copy
-import io
 import random
 import sys
 import warnings
@@ -19,6 +17,7 @@ from torch import nn
 import torchstreamer as pts
 from torchstreamer.testing import (
     assert_minimal_latency,
+    assert_resumes_from_snapshots,
     assert_streams_exactly,
     random_partition,
     tolerance,
@@ -205,15 +204,7 @@ def test_snapshot_after_large_blocks_resumes_exactly() -> None:
     up = nn.Upsample(scale_factor=3, mode="linear")
     x = signal((1, 64, 3000), 9, torch.float32)
     stream = pts.Upsample1dStream(up)
-    head = stream(x[..., :1700])
-    fork = copy.deepcopy(stream)
-    saved = io.BytesIO()
-    torch.save(stream, saved)
-    saved.seek(0)
-    loaded = torch.load(saved, weights_only=False)
-    for resumed in (stream, fork, loaded):
-        tail = resumed(x[..., 1700:], final=True)
-        torch.testing.assert_close(torch.cat([head, tail], -1), up(x))
+    assert_resumes_from_snapshots(up, x, 1700, stream=stream, atol=1e-5, rtol=1.3e-6)
 
 
 def test_linear_first_and_last_outputs() -> None:
@@ -315,16 +306,7 @@ def test_follows_the_block_dtype(mode: str, dtype: torch.dtype) -> None:
 def test_snapshot_resumes_exactly() -> None:
     up = nn.Upsample(scale_factor=5, mode="linear")
     x = signal((1, 2, 30), 6)
-    stream = pts.Upsample1dStream(up)
-    head = stream(x[..., :13])
-    fork = copy.deepcopy(stream)
-    saved = io.BytesIO()
-    torch.save(stream, saved)
-    saved.seek(0)
-    loaded = torch.load(saved, weights_only=False)
-    for resumed in (stream, fork, loaded):
-        tail = resumed(x[..., 13:], final=True)
-        torch.testing.assert_close(torch.cat([head, tail], -1), up(x))
+    assert_resumes_from_snapshots(up, x, 13, stream=pts.Upsample1dStream(up))
 
 
 def test_rejected_block_leaves_stream_exact() -> None:

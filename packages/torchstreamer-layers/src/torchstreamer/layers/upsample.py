@@ -251,14 +251,10 @@ class Upsample1dStream(BaseStream):
             self.received = self.emitted // self.factor
         # the stream holds inputs back from here on: no block is repeated until it ends
         self.repeat_until = -1
-        n = x.size(-1)
-        if n == 0 and not final:
+        taken = self._take(x, final)
+        if taken is None:
             return None
-        received = self.received + n
-        if received == 0:
-            self.reset_state()
-            return None
-        view = self.buffer.extend(x)
+        view, received = taken
         base = received - view.size(-1)
         start = self.emitted
         stop = received * self.factor
@@ -357,7 +353,9 @@ class Upsample1dStream(BaseStream):
             tried[key] = (longest, repeats)
         return repeats
 
-    def _linear(self, x: Tensor, final: bool) -> Optional[Tensor]:
+    def _take(self, x: Tensor, final: bool) -> Optional[tuple[Tensor, int]]:
+        """The held inputs followed by ``x``, and the inputs received with it; None when there
+        is nothing to do (an empty block, or an empty stream ending, which is reset)."""
         n = x.size(-1)
         if n == 0 and not final:
             return None
@@ -365,7 +363,13 @@ class Upsample1dStream(BaseStream):
         if received == 0:
             self.reset_state()
             return None
-        view = self.buffer.extend(x)
+        return self.buffer.extend(x), received
+
+    def _linear(self, x: Tensor, final: bool) -> Optional[Tensor]:
+        taken = self._take(x, final)
+        if taken is None:
+            return None
+        view, received = taken
         base = received - view.size(-1)
         last = received - 1
         math = torch.float64 if x.dtype == torch.float64 else torch.float32
