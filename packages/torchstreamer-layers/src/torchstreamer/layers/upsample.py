@@ -251,7 +251,7 @@ class Upsample1dStream(BaseStream):
             self.received = self.emitted // self.factor
         # the stream holds inputs back from here on: no block is repeated until it ends
         self.repeat_until = -1
-        taken = self._take(x, final)
+        taken = self._extend(x, final)
         if taken is None:
             return None
         view, received = taken
@@ -353,7 +353,7 @@ class Upsample1dStream(BaseStream):
             tried[key] = (longest, repeats)
         return repeats
 
-    def _take(self, x: Tensor, final: bool) -> Optional[tuple[Tensor, int]]:
+    def _extend(self, x: Tensor, final: bool) -> Optional[tuple[Tensor, int]]:
         """The held inputs followed by ``x``, and the inputs received with it; None when there
         is nothing to do (an empty block, or an empty stream ending, which is reset)."""
         n = x.size(-1)
@@ -366,7 +366,7 @@ class Upsample1dStream(BaseStream):
         return self.buffer.extend(x), received
 
     def _linear(self, x: Tensor, final: bool) -> Optional[Tensor]:
-        taken = self._take(x, final)
+        taken = self._extend(x, final)
         if taken is None:
             return None
         view, received = taken
