@@ -257,3 +257,33 @@ def test_compiled_stream_with_a_buffer_streams_exactly(fir_stream: Any) -> None:
     finally:
         torch._dynamo.reset()
     assert counter.frame_count > 0, "nothing was compiled"
+
+
+def test_storage_made_in_inference_mode_takes_later_blocks_outside_it() -> None:
+    # the storage outlives the stream (clear() keeps it): a stream once run in inference mode
+    # must take the next one outside it, and the other way round
+    buffer = TimeBuffer()
+    x = torch.arange(12.0).view(1, 2, 6)
+    with torch.inference_mode():
+        buffer.advance(buffer.extend(x[..., :3]), 1)
+    assert not buffer.data.is_inference()
+    with torch.no_grad():
+        view = buffer.extend(x[..., 3:])
+    torch.testing.assert_close(view, x[..., 1:])
+    buffer.clear()
+    with torch.inference_mode():
+        buffer.advance(buffer.extend(x[..., :2]), 0)
+        torch.testing.assert_close(buffer.extend(x[..., 2:4]), x[..., :4])
+
+
+def test_scripted_storage_made_in_inference_mode_is_copied_outside_it(
+    fir_stream: Any, no_script_warning: None
+) -> None:
+    conv = nn.Conv1d(2, 2, 3).double()
+    scripted = torch.jit.script(fir_stream(conv))
+    x = torch.randn(2, 20, dtype=torch.float64)
+    with torch.inference_mode():
+        head = scripted(x[:, :7])
+    with torch.no_grad():
+        tail = scripted(x[:, 7:], final=True)
+        torch.testing.assert_close(torch.cat([head, tail], dim=-1), conv(x))

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from torchstreamer.core import BaseStream, StreamError, Timing
+from torchstreamer.core import BaseStream, StreamError, Timing, state_tensor
 from torchstreamer.testing import assert_streams_exactly, stream_blocks
 
 
@@ -310,3 +310,25 @@ def test_a_scripted_legacy_stream_without_state(no_script_warning: None) -> None
     scripted = torch.jit.script(LegacyScale())
     x = torch.randn(2, 5)
     torch.testing.assert_close(scripted(x), 3 * x)
+
+
+@pytest.mark.parametrize("zeros", [False, True])
+def test_state_tensor_is_never_an_inference_tensor(zeros: bool) -> None:
+    like = torch.zeros(2, 3, 1, dtype=torch.float64)
+    for mode in (torch.inference_mode(), torch.no_grad()):
+        with mode:
+            state = state_tensor([2, 3, 5], like, zeros=zeros)
+        assert not state.is_inference()
+        assert state.shape == (2, 3, 5)
+        assert state.dtype == like.dtype
+        assert state.device == like.device
+        if zeros:
+            assert not state.any()
+        state.fill_(1.0)  # outside inference mode: updatable
+
+
+def test_state_tensor_works_under_torchscript(no_script_warning: None) -> None:
+    scripted = torch.jit.script(state_tensor)
+    state = scripted([1, 2, 3], torch.ones(1, dtype=torch.float16), True)
+    assert state.dtype == torch.float16
+    assert not state.any()

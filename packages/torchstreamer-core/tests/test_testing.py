@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from torchstreamer.core import BaseStream, TimeBuffer, Timing
+from torchstreamer.core import BaseStream, TimeBuffer, Timing, state_tensor
 from torchstreamer.testing import (
     assert_minimal_latency,
     assert_resumes_from_snapshots,
@@ -152,7 +152,7 @@ class AliasesItsState(MovingAverage):
         if y is None:
             return None
         if self.scratch.shape[:-1] != y.shape[:-1] or self.scratch.size(-1) < y.size(-1):
-            self.scratch = torch.zeros(*y.shape[:-1], 64)
+            self.scratch = state_tensor([*y.shape[:-1], 64], y)
         self.scratch.normal_()  # overwrites what earlier calls returned
         self.scratch[..., : y.size(-1)] = y
         return self.scratch[..., : y.size(-1)]
@@ -163,6 +163,20 @@ class ModifiesItsInput(MovingAverage):
         y = super().step(x, final)
         x.mul_(-1)
         return y
+
+
+class KeepsInferenceState(MovingAverage):
+    """Keeps a running sum in a tensor made by whatever mode the first block came under."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.total: Optional[Tensor] = None
+
+    def step(self, x: Tensor, final: bool = False) -> Optional[Tensor]:
+        if self.total is None:
+            self.total = torch.zeros(x.shape[:-1], dtype=x.dtype)
+        self.total += x.sum(-1)
+        return super().step(x, final)
 
 
 class DoesNotReset(MovingAverage):
@@ -220,6 +234,11 @@ BROKEN = [
     (AliasesItsState, r"the output of call \d+ changed after it was returned"),
     (ModifiesItsInput, r"the stream modified its input tensor in place"),
     (DoesNotReset, r"run 2 of the same stream, the earlier ones passed"),
+    (
+        KeepsInferenceState,
+        r"the first under inference mode, the second under no_grad: the stream raised "
+        r"Inplace update to inference tensor",
+    ),
 ]
 
 

@@ -312,3 +312,16 @@ def test_a_transposed_convolution_after_another_emits_what_the_first_is_sure_to_
         nn.ConvTranspose1d(2, 2, 2, bias=False), nn.ConvTranspose1d(2, 2, 3, stride=3, padding=1)
     ).double()
     assert_minimal_latency(net, torch.randn(2, 12, dtype=torch.float64))
+
+
+def test_a_layer_that_owes_an_output_releases_a_held_transposed_output() -> None:
+    # after 3 samples the pool (ceil_mode) owes a second output, so the transposed
+    # convolution's output cropped only at the end of a signal is determined: it must come
+    # out on that sample although the pool emits nothing on it
+    net = nn.Sequential(
+        nn.AvgPool1d(2, ceil_mode=True),
+        nn.ConvTranspose1d(2, 2, 3, stride=3, padding=1, bias=False),
+    ).double()
+    x = torch.randn(2, 12, dtype=torch.float64)
+    assert_minimal_latency(net, x)
+    assert_streams_exactly(net, x)

@@ -39,6 +39,7 @@ _PUBLIC: dict[str, tuple[str, str]] = {
             "describe",
             "handled_type",
             "register_streamer",
+            "state_tensor",
             "unregister_streamer",
         ),
         ("torchstreamer.core", "torchstreamer-core"),
@@ -130,6 +131,7 @@ if TYPE_CHECKING:
     from torchstreamer.core import describe as describe
     from torchstreamer.core import handled_type as handled_type
     from torchstreamer.core import register_streamer as register_streamer
+    from torchstreamer.core import state_tensor as state_tensor
     from torchstreamer.core import unregister_streamer as unregister_streamer
     from torchstreamer.layers import Conv1dStream as Conv1dStream
     from torchstreamer.layers import ConvTranspose1dStream as ConvTranspose1dStream

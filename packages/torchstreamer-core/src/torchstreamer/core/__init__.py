@@ -5,6 +5,7 @@ Everything here is also available from the top-level package (``torchstreamer.Ba
 
 from __future__ import annotations
 
+from ._state import state_tensor
 from .buffer import TimeBuffer
 from .describe import buffered_samples, describe
 from .errors import NotStreamableError, StreamError
@@ -38,5 +39,6 @@ __all__ = [
     "describe",
     "handled_type",
     "register_streamer",
+    "state_tensor",
     "unregister_streamer",
 ]

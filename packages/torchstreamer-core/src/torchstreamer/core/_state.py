@@ -2,9 +2,10 @@
 
 from typing import Any
 
-from torch import nn
+import torch
+from torch import Tensor, nn
 
-__all__ = ["StateModule"]
+__all__ = ["StateModule", "state_tensor"]
 
 _PLAIN = (int, bool, float, str)
 
@@ -43,3 +44,39 @@ class StateModule(nn.Module):
         super().__setstate__(state)  # type: ignore[no-untyped-call]
         for name, module in self._modules.items():
             self.__dict__[name] = module
+
+
+def state_tensor(size: list[int], like: Tensor, zeros: bool = False) -> Tensor:
+    """A tensor for state that a stream keeps and updates in place from block to block.
+
+    Shaped ``size``, with ``like``'s dtype and device, uninitialised (or zero with
+    ``zeros=True``), and never an inference tensor: a tensor made under
+    ``torch.inference_mode()`` cannot be updated in place outside it, so state made for a
+    block that came in inference mode would break the stream on a later block that does not
+    (or on the next stream, where the storage is reused). Use it for whatever a stream
+    allocates once and writes into later; outputs and state that is replaced rather than
+    updated need nothing special.
+
+    Under TorchScript, which cannot leave inference mode, this is ``torch.empty`` (or
+    ``torch.zeros``): a scripted stream must stay in or out of inference mode for good.
+
+    Example:
+        >>> with torch.inference_mode():
+        ...     held = state_tensor([1, 2, 8], torch.zeros(1, 2, 3))
+        >>> held.is_inference()
+        False
+    """
+    if torch.jit.is_scripting():
+        if zeros:
+            return torch.zeros(size, dtype=like.dtype, device=like.device)
+        return torch.empty(size, dtype=like.dtype, device=like.device)
+    return _outside_inference_mode(size, like, zeros)
+
+
+@torch.jit.unused
+def _outside_inference_mode(size: list[int], like: Tensor, zeros: bool) -> Tensor:
+    make = torch.zeros if zeros else torch.empty
+    if not torch.is_inference_mode_enabled():
+        return make(size, dtype=like.dtype, device=like.device)
+    with torch.inference_mode(False):
+        return make(size, dtype=like.dtype, device=like.device)

@@ -5,7 +5,7 @@ from typing import Any, ClassVar, Optional
 import torch
 from torch import Tensor
 
-from ._state import StateModule
+from ._state import StateModule, state_tensor
 
 __all__ = ["TimeBuffer"]
 
@@ -81,7 +81,7 @@ class TimeBuffer(StateModule):
             self._make_room(x, held + length)
         start = self.start
         if torch.jit.is_scripting():
-            data = self.data
+            data = self._writable()
             data.narrow(-1, start + held, length).copy_(x)
             return data.narrow(-1, start, held + length)
         self._span(start + held, length).copy_(x)
@@ -114,6 +114,7 @@ class TimeBuffer(StateModule):
                 data = self._match(view, kept)
             source = view if consumed == 0 else view.narrow(-1, consumed, kept)
             if torch.jit.is_scripting():
+                data = self._writable()
                 data.narrow(-1, 0, kept).copy_(source)
             else:
                 self._span(0, kept).copy_(source)
@@ -174,13 +175,27 @@ class TimeBuffer(StateModule):
         self.skip = 0
         self.matched = False
 
+    def _writable(self) -> Tensor:
+        """The storage, as a tensor that this block may update in place (TorchScript only).
+
+        Eager code allocates outside inference mode (see :func:`state_tensor`); scripted code
+        cannot, so storage it made in inference mode is copied once it is used outside.
+        """
+        data = self.data
+        # a fresh tensor is an inference tensor exactly when inference mode is on (made from
+        # the data: TorchScript would make torch.empty(0) a constant)
+        if data.is_inference() and not data.new_empty(0).is_inference():
+            data = data.clone()
+            self.data = data
+        return data
+
     def _make_room(self, like: Tensor, needed: int) -> None:
         """Makes room for ``needed`` samples from ``start`` on, by moving or reallocating.
 
         Only called while samples are held, so the storage already matches the stream's batch
         size, channels, dtype and device.
         """
-        data = self.data
+        data = self._writable() if torch.jit.is_scripting() else self.data
         held = self.held
         if needed <= data.size(-1) and held <= self.start:
             # room at the front, and the move does not overlap itself
@@ -211,9 +226,7 @@ class TimeBuffer(StateModule):
 
     def _allocate(self, like: Tensor, needed: int) -> Tensor:
         # twice the need, so that a stream of equal blocks moves its tail only now and then
-        fresh = torch.empty(
-            like.size(0), like.size(1), max(2 * needed, 16), dtype=like.dtype, device=like.device
-        )
+        fresh = state_tensor([like.size(0), like.size(1), max(2 * needed, 16)], like)
         self.data = fresh
         return fresh
 

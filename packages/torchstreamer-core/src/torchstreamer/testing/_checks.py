@@ -114,9 +114,12 @@ def assert_streams_exactly(
 
     Streams ``x`` through ``partitions`` random partitions (one block, one-sample blocks, empty
     blocks, a final empty block...), reusing one stream after each ``final=True`` as users do,
-    and once more after a ``reset()`` in mid-stream. Each result must be ``None`` or a non-empty
-    tensor, must not be changed by later calls, and the concatenation must equal the expected
-    output within the dtype's :func:`tolerance`. The input is checked to be left unmodified.
+    and once more after a ``reset()`` in mid-stream. Before those, two runs switch between
+    ``torch.inference_mode()`` and ``torch.no_grad()`` from one block to the next, both ways
+    round: a stream must not keep state that inference mode makes read-only. Each result must
+    be ``None`` or a non-empty tensor, must not be changed by later calls, and the
+    concatenation must equal the expected output within the dtype's :func:`tolerance`. The
+    input is checked to be left unmodified.
 
     Args:
         module: the module; its offline output ``module(x)`` is the reference.
@@ -153,12 +156,15 @@ def assert_streams_exactly(
         (random_partition(length, rng, block=block), rng.random() < 0.3) for _ in range(partitions)
     ]
     original = x.clone()
-    for run, (sizes, final_empty) in enumerate(plans, start=1):
+    runs = 0
+    if length >= 2:
+        # first, while the stream has made no state yet
+        half = [length // 2, length - length // 2]
+        runs = _check_inference_mode(stream, x, half, original, expected, atol, rtol)
+    for run, (sizes, final_empty) in enumerate(plans, start=runs + 1):
         with torch.no_grad():
             outputs, copies = _run(stream, x, sizes, final_empty)
-        where = f"blocks {_short(sizes)}"
-        if run > 1:
-            where += f"; run {run} of the same stream, the earlier ones passed"
+        where = f"blocks {_short(sizes)}" + _nth_run(run)
         _check_outputs(outputs, copies, x, original, expected, where, atol, rtol)
     if length >= 2:
         half = [length // 2, length - length // 2]
@@ -168,6 +174,46 @@ def assert_streams_exactly(
             outputs, copies = _run(stream, x, half)
         where = f"blocks [{length // 2}], reset(), then blocks {half}"
         _check_outputs(outputs, copies, x, original, expected, where, atol, rtol)
+
+
+def _check_inference_mode(
+    stream: BaseStream,
+    x: Tensor,
+    half: list[int],
+    original: Tensor,
+    expected: Tensor,
+    atol: float,
+    rtol: float,
+) -> int:
+    """A stream must go on whether or not a block comes under ``torch.inference_mode()``.
+
+    State made in inference mode cannot be updated in place outside it, so a stream that
+    started (or once ran) in inference mode must not keep such state for later blocks.
+    Returns how many runs of the stream this took.
+    """
+    modes = (("inference mode", "no_grad"), ("no_grad", "inference mode"))
+    for run, (first, then) in enumerate(modes, start=1):
+        where = f"blocks {half}, the first under {first}, the second under {then}"
+        where += _nth_run(run)
+        outputs: list[Tensor | None] = []
+        copies: list[Tensor | None] = []
+        try:
+            for index, (block, final) in enumerate(_blocks(x, half, False)):
+                mode = first if index == 0 else then
+                context = torch.inference_mode() if mode == "inference mode" else torch.no_grad()
+                with context:
+                    y = stream(block, final=final)
+                    outputs.append(y)
+                    copies.append(None if y is None else y.clone())
+        except RuntimeError as error:
+            stream.reset()
+            raise AssertionError(f"{where}: the stream raised {error}") from error
+        _check_outputs(outputs, copies, x, original, expected, where, atol, rtol)
+    return len(modes)
+
+
+def _nth_run(run: int) -> str:
+    return f"; run {run} of the same stream, the earlier ones passed" if run > 1 else ""
 
 
 def assert_resumes_from_snapshots(

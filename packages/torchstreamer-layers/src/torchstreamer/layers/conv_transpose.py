@@ -7,7 +7,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from torchstreamer.core import BaseStream, Edges, NotStreamableError, Timing, check_edges
+from torchstreamer.core import (
+    BaseStream,
+    Edges,
+    NotStreamableError,
+    Timing,
+    check_edges,
+    state_tensor,
+)
 
 from ._weights import LayerWeight
 
@@ -111,12 +118,24 @@ class ConvTranspose1dStream(LayerWeight, BaseStream):
         self.shortest = max(1, 1 - (-needed // self.stride))
 
     def step(self, x: Tensor, final: bool = False) -> Optional[Tensor]:
+        if torch.jit.is_scripting():
+            # eager code allocates the sums outside inference mode (state_tensor); scripted
+            # code cannot, so sums it made in inference mode are copied once used outside
+            acc = self.acc
+            if acc.is_inference() and not acc.new_empty(0).is_inference():
+                self.acc = acc.clone()
         n = x.size(-1)
         received = self.received
         start = received * self.stride
         if n > 0 and not final and self.regular and self.emitted == start:
             return self._steady(x, n, received, start)
-        if n == 0 and not final and received > 0:
+        # an empty block emits only what waited for the signal to go on (see follow)
+        if (
+            n == 0
+            and not final
+            and received > 0
+            and self._determined(received, self.emitted) <= self.emitted
+        ):
             return None
         received += n
         if final and received == 0:
@@ -231,7 +250,13 @@ class ConvTranspose1dStream(LayerWeight, BaseStream):
             # still inside the left padding (see _determined): no bound worth the trouble
             return 1
         # no output past received * stride is determined before the end
-        return max(-(-(self.emitted + outputs) // self.stride) - self.received, 1)
+        needed = -(-(self.emitted + outputs) // self.stride) - self.received
+        if needed <= 0:
+            # their values are in, only whether they exist is not (``padding`` crops the last
+            # outputs if the signal ends): the layers before may tell that with fewer samples
+            # than they need to emit anything, so there is no bound in inputs to give
+            return 0
+        return needed
 
     def _determined(self, received: int, emitted: int) -> int:
         """Full-convolution index one past the outputs that ``received`` inputs determine.
@@ -313,9 +338,7 @@ class ConvTranspose1dStream(LayerWeight, BaseStream):
             # regular streams hold fewer than `span` sums, and the steady single-input path
             # needs exactly `span` columns, zero after the held ones: nothing writes there
             capacity = max(size, self.span if self.regular else self.span + self.padding)
-            acc = torch.zeros(
-                tail.size(0), tail.size(1), capacity, dtype=tail.dtype, device=tail.device
-            )
+            acc = state_tensor([tail.size(0), tail.size(1), capacity], tail, zeros=True)
             self.acc = acc
         # never autograd history: a graph through the held sums would grow with the stream
         acc.narrow(-1, 0, size).copy_(tail.detach())

@@ -101,12 +101,17 @@ class Sequential1dStream(LocatedStream):
         # samples received in the stream under way, counted only for stages that ask
         self.received = 0
         self.counting = False
+        # the stages that know the length of their input (see _step_following), kept out of
+        # TorchScript's sight like the rest of that mechanism
+        followers: list[int] = []
         for k, stage in enumerate(stages):
             follow = getattr(stage, "follow", None)
             if 0 < k <= len(known) and follow is not None and None not in maps[:k]:
                 # a time slice after a padded layer holds back only what may still be dropped
                 follow(Received(self, Chain(known[:k])))
                 self.counting = True
+                followers.append(k)
+        self.__dict__["_followers"] = followers
         self.names = names
         self.kinds = kinds
         self.edges = edges
@@ -180,6 +185,8 @@ class Sequential1dStream(LocatedStream):
             self.received += x.size(-1)
         if final:
             return self._finish(x)
+        if self.counting and not torch.jit.is_scripting():
+            return self._step_following(x)
         if self.recording:
             return self._step_recording(x)
         # the hot loop: children never return empty tensors, so only an empty network (the
@@ -204,6 +211,39 @@ class Sequential1dStream(LocatedStream):
             if self.record[k]:
                 self.channels[k] = out.size(1)
             y = out
+        return y
+
+    @torch.jit.unused
+    def _step_following(self, x: Tensor) -> Optional[Tensor]:
+        """The loop for a network with stages that know the length of their input.
+
+        Such a stage (a transposed convolution with ``padding``, a time slice) may hold an
+        output that waits only for the signal to go on past its last input. The stages before
+        it can tell that it does before they emit anything (a padded convolution, a pool with
+        ``ceil_mode``, owes outputs for the samples it has), so when a stage emits nothing,
+        the next such stage is still called, with an empty block, and what it emits goes on
+        through the stages after it.
+        """
+        followers: list[int] = self.__dict__["_followers"]
+        stages = self.stages
+        y = x
+        k = 0
+        count = len(stages)
+        while k < count:
+            out = stages[k].step(y, False)
+            if out is None:
+                later = [j for j in followers if j > k]
+                if not later or stages[later[0]].in_channels < 0:
+                    return None
+                k = later[0]
+                nudged = stages[k]
+                out = nudged.step(x.new_empty((x.size(0), nudged.in_channels, 0)), False)
+                if out is None:
+                    return None
+            if self.record[k]:
+                self.channels[k] = out.size(1)
+            y = out
+            k += 1
         return y
 
     def _finish(self, x: Tensor) -> Optional[Tensor]:
