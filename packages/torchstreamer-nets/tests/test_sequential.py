@@ -325,3 +325,18 @@ def test_a_layer_that_owes_an_output_releases_a_held_transposed_output() -> None
     x = torch.randn(2, 12, dtype=torch.float64)
     assert_minimal_latency(net, x)
     assert_streams_exactly(net, x)
+
+
+def test_a_layer_that_refuses_short_signals_makes_the_next_sample_certain() -> None:
+    # the pool refuses a single transposed output, so the network refuses a one-sample
+    # signal: a second sample is sure to come, and with it the cropped output exists
+    net = nn.Sequential(
+        nn.GELU(),
+        nn.ConvTranspose1d(2, 2, 3, stride=3, padding=1, bias=False),
+        nn.AvgPool1d(2, stride=1),
+    ).double()
+    x = torch.randn(2, 12, dtype=torch.float64)
+    with pytest.raises(RuntimeError):
+        net(x[:, :1])
+    assert_minimal_latency(net, x)
+    assert_streams_exactly(net, x)

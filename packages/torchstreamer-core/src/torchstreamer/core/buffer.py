@@ -1,6 +1,6 @@
 """A time-axis buffer for stream state, in one preallocated tensor."""
 
-from typing import Any, ClassVar, Optional
+from typing import Any, ClassVar, Final, Optional
 
 import torch
 from torch import Tensor
@@ -22,6 +22,11 @@ class TimeBuffer(StateModule):
     is, without a copy. So a layer whose windows do not overlap (stride at least the kernel)
     copies nothing, and an overlapping one copies only the block and, now and then, its tail.
     Memory stays bounded by the largest block plus what the layer holds back.
+
+    From :data:`JOIN_FROM` samples on (held plus new), the held samples and the block are
+    joined into a new, contiguous tensor instead, and only the tail that stays is copied into
+    the storage: a long view of the storage is strided, and convolution and pooling kernels
+    copy a strided input into a contiguous one before they start, a second full copy.
 
     At small blocks, making a view of the storage costs more than copying a block into it, so
     the views of short spans (:data:`VIEW_CACHE` of them at most) are made once per storage
@@ -51,6 +56,8 @@ class TimeBuffer(StateModule):
     # the most views of the storage kept for reuse, and the longest span kept
     VIEW_CACHE = 64
     VIEW_SPAN = 256
+    # from this many samples on, extend() joins the held samples and the block in a new tensor
+    JOIN_FROM: Final[int] = 256
 
     def __init__(self) -> None:
         super().__init__()
@@ -62,6 +69,8 @@ class TimeBuffer(StateModule):
         self.held = 0
         self.skip = 0
         self.matched = False
+        # whether the last extend() returned a new tensor rather than a view of the storage
+        self.joined = False
 
     def extend(self, x: Tensor) -> Tensor:
         """Returns the held samples followed by ``x`` (``[B, C, held + T]``).
@@ -77,7 +86,13 @@ class TimeBuffer(StateModule):
         if held == 0:
             return x
         length = x.size(-1)
-        if self.start + held + length > self.data.size(-1):
+        data = self.data
+        if held + length >= self.JOIN_FROM and data.size(0) * data.size(1) > 1:
+            # a long view of the storage is strided (the storage is longer), and most kernels
+            # copy a strided input into a contiguous one first: a new tensor costs one copy
+            self.joined = True
+            return torch.cat([data.narrow(-1, self.start, held), x], -1)
+        if self.start + held + length > data.size(-1):
             self._make_room(x, held + length)
         start = self.start
         if torch.jit.is_scripting():
@@ -96,18 +111,22 @@ class TimeBuffer(StateModule):
                 samples of the blocks still to come.
         """
         length = view.size(-1)
+        joined = self.joined
+        if joined:
+            self.joined = False
         if consumed >= length:
             if consumed > length:
                 self.skip += consumed - length
             if self.held > 0:
                 self.held = 0
                 self.start = 0
-        elif self.held > 0:
+        elif self.held > 0 and not joined:
             # extend() wrote the block behind the held samples: only the bounds move
             self.start += consumed
             self.held = length - consumed
         else:
-            # the view is the caller's block: copy what stays, never keep a reference to it
+            # the view is the caller's block (or a joined copy): copy what stays, never keep a
+            # reference to it
             kept = length - consumed
             data = self.data
             if kept > data.size(-1) or not self.matched:
@@ -129,8 +148,9 @@ class TimeBuffer(StateModule):
         """
         if offset == 0 and length == view.size(-1):
             return view
-        if self.held == 0 or torch.jit.is_scripting():
-            # the view is the caller's block, or scripted code that cannot reuse views
+        if self.held == 0 or self.joined or torch.jit.is_scripting():
+            # the view is the caller's block or a joined copy, or scripted code that cannot
+            # reuse views
             return view.narrow(-1, offset, length)
         return self._span(self.start + offset, length)
 
@@ -174,6 +194,7 @@ class TimeBuffer(StateModule):
         self.held = 0
         self.skip = 0
         self.matched = False
+        self.joined = False
 
     def _writable(self) -> Tensor:
         """The storage, as a tensor that this block may update in place (TorchScript only).

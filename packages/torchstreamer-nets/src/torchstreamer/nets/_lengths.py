@@ -69,3 +69,49 @@ class Received:
 
     def __call__(self) -> int:
         return self.chain(self.owner.input_length())
+
+
+def shortest_input(maps: Sequence[Optional[LengthMap]], refuses: Sequence[bool]) -> int:
+    """The shortest input a chain of layers accepts, as far as their length maps tell.
+
+    A layer with ``refuses[k]`` raises on an input too short for one output (a convolution,
+    a pool, a transposed convolution); its map gives 0 outputs there. Layers after the first
+    unknown map are not considered, so the answer never claims more than is known: a signal
+    shorter than this cannot reach the end of the chain without an error, so a stream may
+    count on at least this many samples coming.
+
+    Args:
+        maps: each layer's length map, None where unknown.
+        refuses: whether each layer refuses an input too short for one output.
+
+    Returns:
+        at least 1.
+    """
+    checks: list[Chain] = []
+    prefix: list[LengthMap] = []
+    for length_of, strict in zip(maps, refuses):
+        if length_of is None:
+            break
+        prefix.append(length_of)
+        if strict:
+            checks.append(Chain(prefix))
+    if not checks:
+        return 1
+
+    def accepts(length: int) -> bool:
+        return all(check(length) >= 1 for check in checks)
+
+    # output lengths grow with the input: double, then bisect
+    high = 1
+    while not accepts(high):
+        high *= 2
+        if high > 1 << 24:
+            return 1  # no length found: claim nothing
+    low = high // 2  # refused (or 0)
+    while high - low > 1:
+        middle = (low + high) // 2
+        if accepts(middle):
+            high = middle
+        else:
+            low = middle
+    return high

@@ -16,9 +16,10 @@ from torchstreamer.core import (
     check_edges,
     create_stream,
 )
+from torchstreamer.layers import ConvTranspose1dStream, WindowStream
 
 from ._channels import keeps_channels, legacy_stream, stateless
-from ._lengths import Chain, Received, length_map
+from ._lengths import Chain, Received, length_map, shortest_input
 from ._located import Child, LocatedStream, build_child
 from ._paths import check_forward
 
@@ -98,6 +99,9 @@ class Sequential1dStream(LocatedStream):
         known = [m for m in maps if m is not None]
         self.__dict__["_lengths"] = Chain(known) if len(known) == len(maps) else None
         self.__dict__["_input_length"] = None
+        # the network raises on a shorter signal, so at least this many samples will come
+        refuses = [isinstance(stage, (WindowStream, ConvTranspose1dStream)) for stage in stages]
+        self.__dict__["_shortest"] = shortest_input(maps, refuses)
         # samples received in the stream under way, counted only for stages that ask
         self.received = 0
         self.counting = False
@@ -289,7 +293,8 @@ class Sequential1dStream(LocatedStream):
     def input_length(self) -> int:
         """How long the input would be if the signal ended now."""
         outer = self.__dict__["_input_length"]
-        return self.received if outer is None else int(outer())
+        length = self.received if outer is None else int(outer())
+        return max(length, self.__dict__["_shortest"])
 
     @torch.jit.unused
     def output_length(self, length: int) -> int:
