@@ -433,6 +433,9 @@ def assert_minimal_latency(
     means the stream holds back outputs longer than needed; too many means it emitted an output
     before its inputs were known. Where the stream states its :meth:`~BaseStream.demand`, the
     bound is checked too: no output may be determined before that many more samples arrived.
+    The random continuations are at least twice the stream's receptive field long (where it
+    reports one), so that they reach every input an output may depend on, including the
+    inputs whose mere existence decides an output at the right edge of a strided network.
 
     Args:
         module: the module.
@@ -451,10 +454,15 @@ def assert_minimal_latency(
     length = x.shape[-1]
     wanted = sorted(set(range(length + 1) if prefixes is None else prefixes))
     known: dict[int, int] = {}
+    extra = max(16, length)
+    try:
+        extra = max(extra, 2 * int(stream.receptive_field))
+    except AttributeError:
+        pass  # the stream does not report its timing: the default continuations
 
     def determined(prefix: int) -> int:
         if prefix not in known:
-            known[prefix] = determined_outputs(module, x, prefix, seed=seed)
+            known[prefix] = determined_outputs(module, x, prefix, extra=extra, seed=seed)
         return known[prefix]
 
     emitted = 0

@@ -6,6 +6,7 @@ import threading
 from typing import Optional
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from torchstreamer.core import BaseStream, Edges, Handler, NotStreamableError, Timing, check_edges
@@ -164,8 +165,10 @@ class Elementwise1dStream(BaseStream):
                     "before scripting"
                 )
             self._verify(x)
-        fast_gelu = self.onednn_gelu and not torch.jit.is_scripting()
-        y = self._gelu(x) if fast_gelu else self.module(x)
+        if self.onednn_gelu and not torch.jit.is_scripting():
+            # an nn.GELU keeps the shape: nothing to check
+            return self._gelu(x)
+        y = self.module(x)
         if y.dim() != 3 or y.size(0) != x.size(0) or y.size(-1) != x.size(-1):
             raise RuntimeError(
                 "invalid_elementwise_output: "
@@ -186,19 +189,23 @@ class Elementwise1dStream(BaseStream):
 
     @torch.jit.unused
     def _gelu(self, x: Tensor) -> Tensor:
-        """The GELU module on ``x``, with PyTorch's own kernel for short float32 blocks."""
+        """The GELU module on ``x``, with PyTorch's own kernel for short float32 blocks.
+
+        ``F.gelu`` itself rather than the module: what ``nn.GELU(approximate="none")`` runs,
+        without the module call, as the other layer streams call their functional forms.
+        """
         if (
             x.numel() > GELU_NATIVE_ELEMENTS
             or x.dtype is not torch.float32
             or not x.is_cpu
             or torch.compiler.is_compiling()
         ):
-            return self.module(x)  # type: ignore[no-any-return]
+            return F.gelu(x, approximate=self.module.approximate)
         with _ONEDNN_SWITCH:
             enabled = torch._C._get_mkldnn_enabled()
             torch._C._set_mkldnn_enabled(False)
             try:
-                return self.module(x)  # type: ignore[no-any-return]
+                return F.gelu(x, approximate=self.module.approximate)
             finally:
                 torch._C._set_mkldnn_enabled(enabled)
 
