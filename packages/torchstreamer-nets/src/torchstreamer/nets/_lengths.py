@@ -89,7 +89,7 @@ def shortest_input(maps: Sequence[Optional[LengthMap]], refuses: Sequence[bool])
     """
     checks: list[Chain] = []
     prefix: list[LengthMap] = []
-    for length_of, strict in zip(maps, refuses):
+    for length_of, strict in zip(maps, refuses, strict=True):
         if length_of is None:
             break
         prefix.append(length_of)
