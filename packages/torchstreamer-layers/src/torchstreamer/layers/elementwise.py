@@ -168,7 +168,7 @@ class Elementwise1dStream(BaseStream):
         if self.onednn_gelu and not torch.jit.is_scripting():
             # an nn.GELU keeps the shape: nothing to check
             return self._gelu(x)
-        y = self.module(x)
+        y: Tensor = self.module(x)
         if y.dim() != 3 or y.size(0) != x.size(0) or y.size(-1) != x.size(-1):
             raise RuntimeError(
                 "invalid_elementwise_output: "
@@ -200,14 +200,20 @@ class Elementwise1dStream(BaseStream):
             or not x.is_cpu
             or torch.compiler.is_compiling()
         ):
-            return F.gelu(x, approximate=self.module.approximate)
+            return F.gelu(x, approximate=self._approximate())
         with _ONEDNN_SWITCH:
             enabled = torch._C._get_mkldnn_enabled()
             torch._C._set_mkldnn_enabled(False)
             try:
-                return F.gelu(x, approximate=self.module.approximate)
+                return F.gelu(x, approximate=self._approximate())
             finally:
                 torch._C._set_mkldnn_enabled(enabled)
+
+    @torch.jit.unused
+    def _approximate(self) -> str:
+        # read on each block, as the module's forward does
+        approximate = str(self.module.approximate)
+        return approximate
 
     @torch.jit.unused
     def _verify(self, x: Tensor) -> None:

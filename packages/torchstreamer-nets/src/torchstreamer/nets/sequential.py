@@ -294,7 +294,8 @@ class Sequential1dStream(LocatedStream):
         """How long the input would be if the signal ended now."""
         outer = self.__dict__["_input_length"]
         length = self.received if outer is None else int(outer())
-        return max(length, self.__dict__["_shortest"])
+        shortest: int = self.__dict__["_shortest"]
+        return max(length, shortest)
 
     @torch.jit.unused
     def output_length(self, length: int) -> int:
