@@ -287,3 +287,26 @@ def test_scripted_storage_made_in_inference_mode_is_copied_outside_it(
     with torch.no_grad():
         tail = scripted(x[:, 7:], final=True)
         torch.testing.assert_close(torch.cat([head, tail], dim=-1), conv(x))
+
+
+@given(
+    sizes=st.lists(st.integers(0, 9), min_size=1, max_size=30),
+    consumed=st.lists(st.integers(0, 12), min_size=30, max_size=30),
+)
+def test_append_holds_like_advance_of_extend(sizes: list[int], consumed: list[int]) -> None:
+    # append(x) must leave the buffer as advance(extend(x), 0) does, whatever came before
+    x = torch.randn(1, 3, sum(sizes))
+    with_append, with_extend = TimeBuffer(), TimeBuffer()
+    start = 0
+    for index, size in enumerate(sizes):
+        block = x[..., start : start + size]
+        start += size
+        with_append.append(block)
+        with_extend.advance(with_extend.extend(block), 0)
+        assert with_append.held == with_extend.held
+        torch.testing.assert_close(with_append.held_samples(), with_extend.held_samples())
+        if index % 3 == 2:
+            # consume some, as a stream does after computing
+            for buffer in (with_append, with_extend):
+                view = buffer.extend(x[..., :0])
+                buffer.advance(view, consumed[index])

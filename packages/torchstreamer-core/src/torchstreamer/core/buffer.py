@@ -102,6 +102,30 @@ class TimeBuffer(StateModule):
         self._span(start + held, length).copy_(x)
         return self._span(start, held + length)
 
+    def append(self, x: Tensor) -> None:
+        """Holds ``x`` after the held samples: ``advance(extend(x), 0)``, with less to do.
+
+        For a block that completes nothing, so is only held: in the steady state of short
+        blocks, one copy into a reused view of the storage.
+        """
+        held = self.held
+        length = x.size(-1)
+        # the start of free space behind the held samples (0 when none are held)
+        start = self.start + held if held > 0 else 0
+        if (
+            self.skip > 0
+            or not self.matched
+            or start + length > self.data.size(-1)
+            or held + length >= self.JOIN_FROM
+            or torch.jit.is_scripting()
+        ):
+            self.advance(self.extend(x), 0)
+            return
+        self._span(start, length).copy_(x)
+        if held == 0 and self.start != 0:
+            self.start = 0
+        self.held = held + length
+
     def advance(self, view: Tensor, consumed: int) -> None:
         """Drops the first ``consumed`` samples of ``view`` and holds the rest.
 

@@ -106,7 +106,7 @@ class WindowStream(BaseStream):
         if not final and end < self.next_out * self.stride - self.pad_left + self.span:
             # the next window is not complete: hold the block, nothing else changes
             if size > 0:
-                buffer.advance(buffer.extend(x), 0)
+                buffer.append(x)
                 self.received = end
             return None
         if size == 0 and not final and received > 0:
