@@ -2,7 +2,7 @@
 
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, Final, Optional
+from typing import TYPE_CHECKING, Any, Final, Optional
 
 import torch
 from torch import Tensor, nn
@@ -229,7 +229,10 @@ class Sequential1dStream(LocatedStream):
         through the stages after it.
         """
         followers: list[int] = self.__dict__["_followers"]
-        stages = self.stages
+        # a plain list: indexing an nn.ModuleList costs more than a layer's bookkeeping
+        modules: Any = self.stages
+        stages: list[BaseStream] = list(modules._modules.values())
+        record = self.record
         y = x
         k = 0
         count = len(stages)
@@ -244,7 +247,7 @@ class Sequential1dStream(LocatedStream):
                 out = nudged.step(x.new_empty((x.size(0), nudged.in_channels, 0)), False)
                 if out is None:
                     return None
-            if self.record[k]:
+            if record[k]:
                 self.channels[k] = out.size(1)
             y = out
             k += 1
