@@ -99,8 +99,9 @@ class TimeBuffer(StateModule):
             data = self._writable()
             data.narrow(-1, start + held, length).copy_(x)
             return data.narrow(-1, start, held + length)
-        self._span(start + held, length).copy_(x)
-        return self._span(start, held + length)
+        write, read = self._spans(start, held, length)
+        write.copy_(x)
+        return read
 
     def append(self, x: Tensor) -> None:
         """Holds ``x`` after the held samples: ``advance(extend(x), 0)``, with less to do.
@@ -184,7 +185,7 @@ class TimeBuffer(StateModule):
         data = self.data
         if torch.compiler.is_compiling():
             return data.narrow(-1, start, length)
-        cache: Optional[tuple[Tensor, dict[tuple[int, int], Tensor]]]
+        cache: Optional[tuple[Tensor, dict[tuple[int, ...], Any]]]
         cache = self.__dict__.get("_views")
         if cache is None or cache[0] is not data:
             cache = (data, {})
@@ -199,6 +200,24 @@ class TimeBuffer(StateModule):
                     views.clear()
                 views[key] = view
         return view
+
+    @torch.jit.unused
+    def _spans(self, start: int, held: int, length: int) -> tuple[Tensor, Tensor]:
+        """Where :meth:`extend` writes a block of ``length`` and what it returns, as one pair.
+
+        Both are :meth:`_span` views; in the steady state of equal blocks one lookup finds both.
+        """
+        data = self.data
+        cache: Optional[tuple[Tensor, dict[tuple[int, ...], Any]]] = self.__dict__.get("_views")
+        if cache is None or cache[0] is not data or torch.compiler.is_compiling():
+            return self._span(start + held, length), self._span(start, held + length)
+        key = (start, held, length)
+        pair: Optional[tuple[Tensor, Tensor]] = cache[1].get(key)
+        if pair is None:
+            pair = (self._span(start + held, length), self._span(start, held + length))
+            if held + length <= self.VIEW_SPAN:
+                cache[1][key] = pair
+        return pair
 
     def __getstate__(self) -> dict[str, Any]:
         # the views are remade from the storage: a copy must not share them
