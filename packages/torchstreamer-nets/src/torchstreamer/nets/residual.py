@@ -5,7 +5,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from torchstreamer.core import Edges, StreamError, create_stream
+from torchstreamer.core import Edges, StreamError, TimeBuffer, create_stream
 
 from ._paths import Paths1dStream, check_forward, crop_to
 
@@ -109,13 +109,7 @@ class Residual1dStream(Paths1dStream):
 
     @torch.jit.unused
     def _step_eager(self, x: Tensor, final: bool) -> Optional[Tensor]:
-        """:meth:`_step_aligned`, with a shortcut for the steady state of a residual block.
-
-        There the inner network lags its input, so the input waits in its queue and the inner
-        output is never held: each inner output is added to the inputs it lines up with at
-        once. The general alignment (:class:`PathAligner`) gives the same result with more
-        bookkeeping per block.
-        """
+        """:meth:`_step_aligned`, reaching the inner stream and the queues without indexing."""
         if self.pending:
             self._probe_now(x)
         parts = self.__dict__.get("_parts")
@@ -124,7 +118,29 @@ class Residual1dStream(Paths1dStream):
             parts = (self.paths[0], self.aligner.queues[0], self.aligner.queues[1])
             self.__dict__["_parts"] = parts
         inner, waiting, ahead = parts
-        y = inner.step(x, final)
+        return self._add(x, inner.step(x, final), final, waiting, ahead)
+
+    def _step_aligned(self, x: Tensor, final: bool) -> Optional[Tensor]:
+        if self.pending:
+            self._probe_now(x)
+        queues = self.aligner.queues
+        return self._add(x, self.paths[0].step(x, final), final, queues[0], queues[1])
+
+    def _add(
+        self,
+        x: Tensor,
+        y: Optional[Tensor],
+        final: bool,
+        waiting: TimeBuffer,
+        ahead: TimeBuffer,
+    ) -> Optional[Tensor]:
+        """Adds the inner output ``y`` to the input it lines up with, with a steady shortcut.
+
+        In the steady state of a residual block the inner network lags its input, so the input
+        waits in its queue (``waiting``) and the inner output is never held (``ahead``): each
+        inner output is added to the inputs it lines up with at once. The general alignment
+        (:class:`PathAligner`) gives the same result with more bookkeeping per block.
+        """
         if (
             y is not None
             and not final
@@ -141,11 +157,6 @@ class Residual1dStream(Paths1dStream):
                 return added
             # the inner network is ahead: extend() alone changed nothing
         return self._align_and_add(x, y, final)
-
-    def _step_aligned(self, x: Tensor, final: bool) -> Optional[Tensor]:
-        if self.pending:
-            self._probe_now(x)
-        return self._align_and_add(x, self.paths[0].step(x, final), final)
 
     def _align_and_add(self, x: Tensor, y: Optional[Tensor], final: bool) -> Optional[Tensor]:
         pieces = self.aligner.align([x, y], final)
