@@ -212,8 +212,7 @@ class Elementwise1dStream(BaseStream):
     @torch.jit.unused
     def _approximate(self) -> str:
         # read on each block, as the module's forward does
-        approximate = str(self.module.approximate)
-        return approximate
+        return str(self.module.approximate)
 
     @torch.jit.unused
     def _verify(self, x: Tensor) -> None:
