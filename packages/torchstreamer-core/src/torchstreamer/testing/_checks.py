@@ -157,10 +157,10 @@ def assert_streams_exactly(
         (random_partition(length, rng, block=block), rng.random() < 0.3) for _ in range(partitions)
     ]
     original = x.clone()
+    half = [length // 2, length - length // 2]
     runs = 0
     if length >= 2:
         # first, while the stream has made no state yet
-        half = [length // 2, length - length // 2]
         runs = _check_inference_mode(stream, x, half, original, expected, atol, rtol)
     for run, (sizes, final_empty) in enumerate(plans, start=runs + 1):
         with torch.no_grad():
@@ -168,7 +168,6 @@ def assert_streams_exactly(
         where = f"blocks {_short(sizes)}" + _nth_run(run)
         _check_outputs(outputs, copies, x, original, expected, where, atol, rtol)
     if length >= 2:
-        half = [length // 2, length - length // 2]
         with torch.no_grad():
             stream(x[..., : length // 2])
             stream.reset()
